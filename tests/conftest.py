@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny seeded models and checkpoints the tests write themselves (no downloads)."""
+
+import pytest
+import torch
+
+from workbench.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return byte_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_next(tokenizer):
+    return build_model(qwen3_next_config(num_layers=4, vocab_size=len(tokenizer)), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_35moe(tokenizer):
+    return build_model(qwen3_5_moe_config(num_layers=4, vocab_size=len(tokenizer)), seed=2)
+
+
+@pytest.fixture(scope="session")
+def next_checkpoint(tmp_path_factory, tiny_next, tokenizer):
+    """A sharded safetensors checkpoint with an index, laid out like the real release."""
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny-qwen3-next"
+    return write_checkpoint(folder, tiny_next, tokenizer, max_shard_size="1MB")

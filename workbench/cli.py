@@ -1,0 +1,108 @@
+"""`workbench` command line: trace, info, schema, app. Thin wiring over the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Look inside hybrid linear-attention MoE models.")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def trace(
+    out: Path = typer.Option(..., "--out", help="Trace folder (created, or appended to)."),
+    model: str = typer.Option("nano", "--model", help="'nano', a local checkpoint folder, or an HF id."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL file: {id, text, label?} per line."),
+    text: Optional[str] = typer.Option(None, "--text", help="Trace this one text instead of a prompts file."),
+    dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
+    device_map: Optional[str] = typer.Option(None, "--device-map", help="e.g. 'auto' to spread over GPUs."),
+    router_logits: bool = typer.Option(False, "--router-logits", help="Also store full router logits."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Truncate each prompt to this many tokens."),
+    revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
+    allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
+):
+    """Trace prompts through a model and append one run to OUT."""
+    from .capture import CaptureSettings
+    from .loading import ModelNotAvailable, load_model
+    from .adapters import UnsupportedArchitecture
+    from .prompts import PromptFileError, prompt_from_text, read_prompts
+    from .trace import TraceFolderError
+    from .trace.folder import prepare_for_append
+    from .tracing import trace_prompts
+
+    if (prompts is None) == (text is None):
+        _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
+    try:
+        prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
+        prepare_for_append(out)  # check the folder before spending time on the model
+        loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
+                            trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
+        summary = trace_prompts(loaded, prompt_list, out, CaptureSettings(router_logits=router_logits),
+                                max_tokens=max_tokens)
+    except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture) as error:
+        _fail(str(error))
+    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}")
+
+
+@app.command()
+def info(folder: Path = typer.Argument(..., help="Trace folder.")):
+    """Print a trace folder's runs, tokens, layers and sizes."""
+    from .analysis.summary import trace_summary
+    from .trace import TraceFolderError, open_trace
+
+    try:
+        trace_handle = open_trace(folder)
+    except (TraceFolderError, FileNotFoundError) as error:
+        _fail(str(error))
+    typer.echo(trace_summary(trace_handle))
+
+
+@app.command()
+def schema():
+    """Print every trace table's columns (meaning, dtype, units)."""
+    from .trace import schema_markdown
+
+    typer.echo(schema_markdown())
+
+
+def dashboard_script() -> Path:
+    script = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+    if not script.is_file():
+        _fail(f"dashboard not found at {script}; install the workbench from a source checkout (pip install -e .)")
+    return script
+
+
+@app.command(name="app")
+def app_command(
+    folder: Path = typer.Argument(..., help="Trace folder to show."),
+    port: int = typer.Option(8501, help="Port on 127.0.0.1."),
+):
+    """Start the dashboard on http://127.0.0.1:PORT for a trace folder."""
+    from .trace import TraceFolderError, open_trace
+
+    try:
+        open_trace(folder)
+    except (TraceFolderError, FileNotFoundError) as error:
+        _fail(str(error))
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(dashboard_script()),
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--", "--trace", str(folder.resolve()),
+    ]
+    typer.echo(f"dashboard for {folder} on http://127.0.0.1:{port}  (Ctrl+C stops it)")
+    raise typer.Exit(subprocess.call(command))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,127 @@
+"""Load a model and its tokenizer from an HF id, a local checkpoint folder, or the built-in name `nano`.
+
+Nothing here waits on the network unless asked: HF ids resolve from the local cache only
+(`allow_download=True` lifts that). The architecture is checked against the adapter registry from
+the config alone, before any weight is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .adapters import Adapter, adapter_for_config
+
+NANO = "nano"
+DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelNotAvailable(FileNotFoundError):
+    """The model cannot be found locally (and downloading was not allowed)."""
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    adapter: Adapter
+    source: str  # what the user asked for: "nano", a path or an HF id
+    resolved: str  # where it was loaded from
+    revision: str | None
+
+    def describe(self) -> dict:
+        """Model facts for the run manifest."""
+        config = self.model.config
+        return {
+            "source": self.source,
+            "resolved": self.resolved,
+            "architecture": self.adapter.architecture,
+            "revision": self.revision,
+            "config_hash": config_hash(config),
+            "config": json.loads(config.to_json_string(use_diff=False)),
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+            "device": str(next(self.model.parameters()).device),
+            "num_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+
+def config_hash(config) -> str:
+    """sha256 of the full config as sorted JSON: two runs with equal hashes ran the same architecture."""
+    text = json.dumps(json.loads(config.to_json_string(use_diff=False)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_local_path(spec: str) -> bool:
+    """A local folder: exists, or is written as a path. `owner/name` that does not exist is an HF id."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).expanduser().exists()
+
+
+def resolve_dtype(name: str):
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}") from None
+
+
+def load_model(
+    spec: str,
+    dtype: str = "auto",
+    device: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    allow_download: bool = False,
+) -> LoadedModel:
+    """Load `spec` ("nano", a local folder, or an HF id) for observation (eval mode, no grad needed)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if device is not None and device_map is not None:
+        raise ValueError("give either --device or --device-map, not both")
+    torch_dtype = resolve_dtype(dtype)
+    if spec == NANO:
+        from .nano.builtin import nano_checkpoint
+
+        location, local_only = str(nano_checkpoint()), True
+    elif _is_local_path(spec):
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise ModelNotAvailable(f"model path {folder} does not exist")
+        if not (folder / "config.json").is_file():
+            raise ModelNotAvailable(f"model folder {folder} has no config.json")
+        location, local_only = str(folder), True
+    else:
+        location, local_only = spec, not allow_download
+
+    options = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
+    try:
+        config = AutoConfig.from_pretrained(location, **options)
+    except OSError as error:
+        if local_only and spec != NANO and not _is_local_path(spec):
+            raise ModelNotAvailable(
+                f"model {spec!r} is not in the local Hugging Face cache "
+                f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); download it first or pass a local "
+                f"folder (sharded safetensors + index); --allow-download lets this command fetch it"
+            ) from error
+        raise ModelNotAvailable(f"cannot read a config from {location}: {error}") from error
+    adapter = adapter_for_config(config)  # refuses unknown architectures before weights are read
+
+    model = AutoModelForCausalLM.from_pretrained(
+        location, config=config, dtype=torch_dtype, device_map=device_map, **options
+    )
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(location, **options)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        adapter=adapter,
+        source=spec,
+        resolved=location,
+        revision=getattr(config, "_commit_hash", None) or revision,
+    )

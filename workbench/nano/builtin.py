@@ -1,0 +1,28 @@
+"""Where `--model nano` loads from: the shipped trained checkpoint beside this file, or, when none is
+shipped, a seeded random-init tiny Qwen3-Next written once to a cache folder (same loading path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHIPPED = Path(__file__).parent / "checkpoint"
+RANDOM_SEED = 0
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "workbench"
+
+
+def nano_checkpoint() -> Path:
+    """Folder holding the nano checkpoint (config.json, safetensors, tokenizer)."""
+    if (SHIPPED / "config.json").is_file():
+        return SHIPPED
+    folder = _cache_root() / f"nano-random-seed{RANDOM_SEED}"
+    if not (folder / "config.json").is_file():
+        from ..toy import build_model, byte_tokenizer, qwen3_next_config, write_checkpoint
+
+        tokenizer = byte_tokenizer()
+        model = build_model(qwen3_next_config(num_layers=8, vocab_size=len(tokenizer)), seed=RANDOM_SEED)
+        write_checkpoint(folder, model, tokenizer)
+    return folder

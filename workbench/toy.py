@@ -1,0 +1,120 @@
+"""Small seeded models and a byte-level tokenizer, built without any download.
+
+Used by the tests (which write real checkpoints from them), by the benchmarks (real-dimension slices of
+the 80B model with few layers) and as the `nano` fallback before a trained checkpoint is shipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# Qwen3-Next-80B-A3B's per-layer dimensions (see shared notes): a slice of N layers keeps them.
+REAL_80B_DIMS = dict(
+    hidden_size=2048,
+    num_attention_heads=16,
+    num_key_value_heads=2,
+    head_dim=256,
+    partial_rotary_factor=0.25,
+    linear_num_key_heads=16,
+    linear_num_value_heads=32,
+    linear_key_head_dim=128,
+    linear_value_head_dim=128,
+    linear_conv_kernel_dim=4,
+    num_experts=512,
+    num_experts_per_tok=10,
+    moe_intermediate_size=512,
+    shared_expert_intermediate_size=512,
+    norm_topk_prob=True,
+    decoder_sparse_step=1,
+    mlp_only_layers=[],
+)
+
+TINY_DIMS = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    partial_rotary_factor=0.25,
+    linear_num_key_heads=2,
+    linear_num_value_heads=4,
+    linear_key_head_dim=16,
+    linear_value_head_dim=16,
+    linear_conv_kernel_dim=4,
+    num_experts=32,
+    num_experts_per_tok=4,
+    moe_intermediate_size=32,
+    shared_expert_intermediate_size=32,
+    norm_topk_prob=True,
+    decoder_sparse_step=1,
+    mlp_only_layers=[],
+)
+
+
+def hybrid_layer_types(num_layers: int, interval: int = 4) -> list[str]:
+    """DeltaNet and full attention 3:1, full attention on layers interval-1, 2*interval-1, ..."""
+    return ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
+
+
+def qwen3_next_config(num_layers: int = 4, vocab_size: int = 259, dims: dict | None = None, **overrides):
+    from transformers import Qwen3NextConfig
+
+    options = dict(TINY_DIMS if dims is None else dims)
+    options.update(
+        num_hidden_layers=num_layers,
+        layer_types=hybrid_layer_types(num_layers),
+        vocab_size=vocab_size,
+        max_position_embeddings=262144,
+        architectures=["Qwen3NextForCausalLM"],
+    )
+    options.update(overrides)
+    return Qwen3NextConfig(**options)
+
+
+def qwen3_5_moe_config(num_layers: int = 4, vocab_size: int = 259, **overrides):
+    from transformers import Qwen3_5MoeTextConfig
+
+    options = {k: v for k, v in TINY_DIMS.items() if k not in ("intermediate_size", "decoder_sparse_step", "mlp_only_layers")}
+    options.update(
+        num_hidden_layers=num_layers,
+        layer_types=hybrid_layer_types(num_layers),
+        vocab_size=vocab_size,
+        architectures=["Qwen3_5MoeForCausalLM"],
+    )
+    options.update(overrides)
+    return Qwen3_5MoeTextConfig(**options)
+
+
+def build_model(config, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """Seeded random-init causal LM for `config` (eval mode)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.eval()
+
+
+def byte_tokenizer():
+    """A byte-level BPE tokenizer with no merges (256 byte tokens + <bos>, <eos>, <pad>): every text
+    encodes, offsets map back to characters, and nothing is downloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {symbol: index for index, symbol in enumerate(sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    return tokenizer
+
+
+def write_checkpoint(folder: str | Path, model, tokenizer, max_shard_size: str = "2GB") -> Path:
+    """Save like a real release: config.json, safetensors (sharded with an index when larger than
+    max_shard_size), tokenizer files."""
+    folder = Path(folder)
+    model.save_pretrained(folder, max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,99 @@
+"""Trace prompts end to end: tokenize, forward under `capture`, write one run to a trace folder."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .capture import CaptureSettings, capture, moe_layers
+from .loading import LoadedModel
+from .prompts import Prompt
+from .trace import SCHEMA_VERSION, TraceWriter
+from .trace.tables import routing_tables, tokens_table
+
+PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    manifest_path: Path
+    num_sequences: int
+    num_tokens: int
+
+
+def _tokenizer_facts(tokenizer) -> dict:
+    return {
+        "name_or_path": getattr(tokenizer, "name_or_path", None),
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+    }
+
+
+@torch.inference_mode()
+def trace_prompts(
+    loaded: LoadedModel,
+    prompts: list[Prompt],
+    out: str | Path,
+    settings: CaptureSettings | None = None,
+    max_tokens: int | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Run every prompt (one sequence per forward, no padding) and append one run to `out`.
+
+    Nothing reaches `out` until every prompt has run: an error leaves earlier runs untouched.
+    """
+    settings = settings or CaptureSettings()
+    model, tokenizer = loaded.model, loaded.tokenizer
+    device = next(model.parameters()).device
+    num_tokens = 0
+    started = datetime.now(timezone.utc)
+    prompt_records = []
+    with TraceWriter(out) as writer, capture(model, settings, loaded.adapter) as run:
+        for prompt in tqdm(prompts, desc="tracing", unit="prompt", disable=not progress):
+            token_ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+            if max_tokens is not None:
+                token_ids = token_ids[:max_tokens]
+            if not token_ids:
+                raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+            model(input_ids=torch.tensor([token_ids], device=device), use_cache=False)
+            tokens = tokenizer.convert_ids_to_tokens(token_ids)
+            writer.add("tokens", tokens_table(prompt.id, token_ids, tokens, prompt.label))
+            routing = run.collect_routing()
+            if routing is not None:
+                for table, data in routing_tables(prompt.id, routing, slice(0, len(token_ids))).items():
+                    writer.add(table, data)
+            num_tokens += len(token_ids)
+            prompt_records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(token_ids),
+                                   "text": prompt.text, **prompt.extra})
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "started": started.isoformat(),
+            "finished": datetime.now(timezone.utc).isoformat(),
+            "model": loaded.describe(),
+            "layer_kinds": loaded.adapter.layer_kinds(model.config),
+            "moe_layers": sorted(moe_layers(model, loaded.adapter)),
+            "capture": settings.to_dict(),
+            "tokenizer": _tokenizer_facts(tokenizer),
+            "prompts": prompt_records,
+            "num_tokens": num_tokens,
+            "packages": package_versions(),
+        }
+        path = writer.commit(manifest)
+        return RunSummary(writer.run_id, path, len(prompts), num_tokens)
