@@ -1,0 +1,225 @@
+"""Per-token Gated DeltaNet state statistics at chunk speed, without materialising per-token states.
+
+Inside a chunk of C tokens with start state S0, c_r the cumulative log decay up to token r,
+D_rj = exp(c_r - c_j) for j <= r (else 0), K the chunk keys (rows k_j), Delta the corrected values
+(rows delta_j, beta included: `v_new` in transformers' and fla's chunk kernels):
+    S_r = e^{c_r} S0 + sum_{j<=r} D_rj k_j delta_j^T
+    ||S_r||_F^2 = e^{2c_r} ||S0||^2 + 2 e^{c_r} (D b)_r + rowsum((D M) o D)_r,
+        b_j = k_j^T S0 delta_j,  M = (K K^T) o (Delta Delta^T)
+    S_r^T khat = e^{c_r} S0^T khat + sum_{j<=r} D_rj (k_j . khat) delta_j
+`chunked_state_stats` runs transformers' chunk algorithm (Python loop over chunks carrying S0) and applies
+the identity chunk by chunk; `state_norms_from_chunk_states` applies it to all chunks at once, given the
+chunk-start states and v_new that fla's forward already produces (the GPU path).
+Internal layout: [B, Hv, N, C, ...] (N chunks of C tokens), as in transformers.
+Precision: norm^2 is a sum of terms as large as ||S0||^2, so the fp32 absolute error of a norm is about
+1e-7 ||S0||^2 / ||S_r||; when a state much larger than the current one is being erased (e.g. a big initial
+state overwritten along few key directions) the norm's own relative error grows. Use dtype=torch.float64 there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .naive import StateStats, check_positions, check_recall_pairs, kernel_qk, recall_metrics, state_spectrum
+
+
+def _to_chunks(x: torch.Tensor, chunk_size: int, dtype) -> torch.Tensor:
+    """[B, T, H, *rest] -> [B, H, N, C, *rest], zero-padded at the end to a multiple of C."""
+    x = x.to(dtype).transpose(1, 2)
+    pad = (-x.shape[2]) % chunk_size
+    if pad:
+        x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, pad))
+    return x.reshape(*x.shape[:2], -1, chunk_size, *x.shape[3:])
+
+
+def _decay_matrix(c: torch.Tensor) -> torch.Tensor:
+    """c: [..., C] cumulative log decay -> D: [..., C, C], D_rj = exp(c_r - c_j) for j <= r, else 0."""
+    diff = c[..., :, None] - c[..., None, :]
+    upper = torch.ones(c.shape[-1], c.shape[-1], dtype=torch.bool, device=c.device).triu(1)
+    return diff.masked_fill(upper, -math.inf).exp()  # -inf before exp: no overflow above the diagonal
+
+
+def _chunk_identity(c, D, K, KK, h, delta, khat=None, k_dot_khat=None):
+    """The chunk identity for any leading dims [...] (one chunk, or all N chunks at once).
+
+    c: [..., C]; D, KK: [..., C, C]; K: [..., C, K]; h: [..., K, V] chunk start state; delta: [..., C, V];
+    khat: broadcastable to [..., P, K]; k_dot_khat: [..., C, P].
+    Returns norm^2 [..., C] (clamped >= 0) and the readouts S_r^T khat [..., P, C, V] (or None).
+    """
+    ec = c.exp()
+    s0_sq = h.square().sum((-2, -1))[..., None]  # [..., 1]
+    b = ((K @ h) * delta).sum(-1)  # [..., C]  b_j = k_j^T S0 delta_j
+    M = KK * (delta @ delta.transpose(-1, -2))  # [..., C, C]
+    norm_sq = ec.square() * s0_sq + 2 * ec * (D @ b[..., None]).squeeze(-1) + ((D @ M) * D).sum(-1)
+    readout = None
+    if khat is not None:
+        carried = (khat @ h)[..., :, None, :] * ec[..., None, :, None]  # [..., P, C, V]
+        written = D[..., None, :, :] @ (k_dot_khat.transpose(-1, -2)[..., None] * delta[..., None, :, :])
+        readout = carried + written
+    return norm_sq.clamp_min(0), readout
+
+
+def _state_at(h, c_r, D_r, K, delta):
+    """S_r = e^{c_r} h + K^T (D_r o delta). h: [..., K, V]; c_r: [...]; D_r: [..., C]; K: [..., C, K]."""
+    return c_r.exp()[..., None, None] * h + K.transpose(-1, -2) @ (D_r[..., None] * delta)
+
+
+def _recall_inputs(kn, v, pairs, dtype):
+    """Kernel keys kn [B, T, Hv, K] -> khat [B, Hv, P, K]; v [B, T, Hv, V] -> targets [B, Hv, P, V]."""
+    return kn[:, pairs[:, 0]].transpose(1, 2), v[:, pairs[:, 1]].to(dtype).transpose(1, 2)
+
+
+def _assemble(norm_sq, readout, seq_len, pairs, v_target) -> dict:
+    """norm_sq [B, H, N, C], readout [B, H, N, P, C, V] -> StateStats fields in [B, T, H] / [B, P, T, H]."""
+    B, H = norm_sq.shape[:2]
+    out = {"state_norm": norm_sq.sqrt().reshape(B, H, -1)[..., :seq_len].transpose(1, 2)}
+    if readout is not None:
+        P, V = readout.shape[3], readout.shape[-1]
+        r = readout.permute(0, 1, 3, 2, 4, 5).reshape(B, H, P, -1, V)[..., :seq_len, :]  # [B, H, P, T, V]
+        early = torch.arange(seq_len, device=r.device)[None, :] < pairs[:, :1].to(r.device)  # [P, T]
+        metrics = recall_metrics(r, v_target[..., None, :])  # each [B, H, P, T]
+        for name, x in zip(("recall_rel_err", "recall_cos", "recall_readout_norm"), metrics):
+            out[name] = x.permute(0, 2, 3, 1).masked_fill(early[None, :, :, None], math.nan)
+    return out
+
+
+def _with_spectrum(out: dict, states: torch.Tensor) -> dict:
+    out["snapshot_states"] = states  # [B, n_snap, Hv, K, V]
+    out["snapshot_eff_rank"], out["snapshot_top_sv"] = state_spectrum(states)
+    return out
+
+
+def chunked_state_stats(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    recall_pairs: torch.Tensor | None = None,
+    snapshot_positions: Sequence[int] | None = None,
+    chunk_size: int = 64,
+    use_qk_l2norm: bool = True,
+    dtype: torch.dtype = torch.float32,
+    return_chunk_states: bool = False,
+) -> StateStats:
+    """Chunked gated delta rule with exact per-token state norms and recall; same contract as
+    `naive_state_stats` (shapes: q, k [B, T, Hk, K]; v [B, T, Hv, V]; g, beta [B, T, Hv]; initial_state
+    [B, Hv, K, V]; recall_pairs [P, 2]), computed in `dtype`.
+
+    The only sequential work is the loop over T / chunk_size chunks carrying the state; decay matrices, the UT
+    solve and key Gram matrices are batched over all chunks before it. Padding tokens (T not a multiple of C)
+    get g = 0, beta = 0 and leave the state unchanged. return_chunk_states adds chunk_states [B, Hv, N, K, V]
+    (start state of each chunk) and v_new [B, T, Hv, V], the inputs of `state_norms_from_chunk_states`.
+    """
+    B, T, Hv, V = v.shape
+    qn, kn = kernel_qk(q, k, Hv, use_qk_l2norm, dtype)  # [B, T, Hv, K]
+    q_c, k_c, v_c = (_to_chunks(x, chunk_size, dtype) for x in (qn, kn, v))  # [B, H, N, C, *]
+    g_c, beta_c = (_to_chunks(x, chunk_size, dtype) for x in (g, beta))  # [B, H, N, C]
+    N = q_c.shape[2]
+    pairs = None if recall_pairs is None else check_recall_pairs(recall_pairs, T)
+    positions = check_positions(snapshot_positions, T)
+
+    c = g_c.cumsum(-1)  # [B, H, N, C]
+    D = _decay_matrix(c)  # [B, H, N, C, C]
+    KK = k_c @ k_c.transpose(-1, -2)
+    k_beta = k_c * beta_c[..., None]
+    ut_system = (k_beta @ k_c.transpose(-1, -2)) * D  # unit lower triangular: the diagonal is ignored
+    new_values = torch.linalg.solve_triangular(ut_system, v_c * beta_c[..., None], upper=False, unitriangular=True)
+    k_cumdecay = torch.linalg.solve_triangular(ut_system, k_beta * c.exp()[..., None], upper=False, unitriangular=True)
+    intra_attn = (q_c @ k_c.transpose(-1, -2)) * D
+    q_decayed = q_c * c.exp()[..., None]
+    k_to_end = k_c * (c[..., -1:] - c).exp()[..., None]
+    chunk_decay = c[..., -1].exp()[..., None, None]  # [B, H, N, 1, 1]
+    khat = k_dot_khat = v_target = None
+    if pairs is not None:
+        khat, v_target = _recall_inputs(kn, v, pairs, dtype)
+        k_dot_khat = k_c @ khat[:, :, None].transpose(-1, -2)  # [B, H, N, C, P]
+
+    S = torch.zeros(B, Hv, k_c.shape[-1], V, dtype=dtype) if initial_state is None else initial_state.to(dtype)
+    outs, norm_sq, readouts, starts, deltas, snaps = [], [], [], [], [], {}
+    for i in range(N):
+        delta = new_values[:, :, i] - k_cumdecay[:, :, i] @ S  # [B, H, C, V]
+        outs.append(q_decayed[:, :, i] @ S + intra_attn[:, :, i] @ delta)
+        kdk = None if pairs is None else k_dot_khat[:, :, i]
+        n_sq, readout = _chunk_identity(c[:, :, i], D[:, :, i], k_c[:, :, i], KK[:, :, i], S, delta, khat, kdk)
+        norm_sq.append(n_sq)
+        readouts.append(readout)
+        for s, t in enumerate(positions):
+            if t // chunk_size == i:
+                r = t % chunk_size
+                snaps[s] = _state_at(S, c[:, :, i, r], D[:, :, i, r], k_c[:, :, i], delta)
+        if return_chunk_states:
+            starts.append(S)
+            deltas.append(delta)
+        S = S * chunk_decay[:, :, i] + k_to_end[:, :, i].transpose(-1, -2) @ delta
+
+    out = _assemble(torch.stack(norm_sq, 2), None if pairs is None else torch.stack(readouts, 2), T, pairs, v_target)
+    out["o"] = torch.stack(outs, 2).reshape(B, Hv, -1, V)[:, :, :T].transpose(1, 2)  # [B, T, Hv, V]
+    out["final_state"] = S
+    if positions:
+        _with_spectrum(out, torch.stack([snaps[s] for s in range(len(positions))], 1))
+    if return_chunk_states:
+        out["chunk_states"] = torch.stack(starts, 2)
+        out["v_new"] = torch.stack(deltas, 2).reshape(B, Hv, -1, V)[:, :, :T].transpose(1, 2)
+    return StateStats(**out)
+
+
+def state_norms_from_chunk_states(
+    k: torch.Tensor,
+    g: torch.Tensor,
+    chunk_states: torch.Tensor,
+    v_new: torch.Tensor,
+    v: torch.Tensor | None = None,
+    recall_pairs: torch.Tensor | None = None,
+    snapshot_positions: Sequence[int] | None = None,
+    chunk_size: int = 64,
+    use_qk_l2norm: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> StateStats:
+    """Per-token state norms (and recall, snapshots) from chunk-start states, with no loop over chunks.
+
+    Args:
+        k: [B, T, Hk, K] raw keys; g: [B, T, Hv] log decay.
+        chunk_states: [B, Hv, N, K, V] state at the start of each chunk (chunk_states[:, :, 0] is the initial
+            state). fla's `chunk_gated_delta_rule_fwd_h` returns h as [B, N, Hv, K, V]: pass h.transpose(1, 2).
+        v_new: [B, T, Hv, V] (or padded to N * chunk_size) corrected values, beta included, not decayed
+            (fla's v_new = u - w @ h).
+        v: [B, T, Hv, V] values, needed only for recall targets; recall_pairs: [P, 2] as in `naive_state_stats`.
+        chunk_size: the chunk size that produced chunk_states (fla: 64).
+    Returns:
+        StateStats with state_norm [B, T, Hv] and, when asked, recall and snapshot fields (o, final_state None).
+    Memory: O(B Hv N C^2) for the decay matrices plus O(B Hv P T V) for recall readouts.
+    """
+    B, T, Hv = g.shape
+    _, kn = kernel_qk(k, k, Hv, use_qk_l2norm, dtype)  # [B, T, Hv, K]; the query half is unused
+    k_c = _to_chunks(kn, chunk_size, dtype)  # [B, H, N, C, K]
+    c = _to_chunks(g, chunk_size, dtype).cumsum(-1)  # [B, H, N, C]
+    N = c.shape[2]
+    if chunk_states.shape[2] != N:
+        raise ValueError(f"chunk_states has {chunk_states.shape[2]} chunks, T={T} / chunk_size gives {N}")
+    h = chunk_states.to(dtype)
+    delta = _to_chunks(v_new[:, : N * chunk_size], chunk_size, dtype)  # [B, H, N, C, V]
+    D = _decay_matrix(c)
+    KK = k_c @ k_c.transpose(-1, -2)
+    pairs = v_target = khat = k_dot_khat = None
+    if recall_pairs is not None:
+        if v is None:
+            raise ValueError("recall_pairs needs v (the recall targets)")
+        pairs = check_recall_pairs(recall_pairs, T)
+        khat, v_target = _recall_inputs(kn, v, pairs, dtype)
+        k_dot_khat = k_c @ khat[:, :, None].transpose(-1, -2)  # [B, H, N, C, P]
+        khat = khat[:, :, None]  # [B, H, 1, P, K], broadcast over chunks
+    norm_sq, readout = _chunk_identity(c, D, k_c, KK, h, delta, khat, k_dot_khat)
+    out = _assemble(norm_sq, readout, T, pairs, v_target)
+    positions = check_positions(snapshot_positions, T)
+    if positions:
+        n = torch.tensor([t // chunk_size for t in positions])
+        r = torch.tensor([t % chunk_size for t in positions])
+        states = _state_at(h[:, :, n], c[:, :, n, r], D[:, :, n, r], k_c[:, :, n], delta[:, :, n])
+        _with_spectrum(out, states.transpose(1, 2))  # [B, n_snap, Hv, K, V]
+    return StateStats(**out)
