@@ -16,7 +16,7 @@ class RoutingCapture:
     (row-major: token t of sequence b is row b*T + t), k = experts per token, E = experts.
 
     layers:         [L] decoder-layer index of each captured MoE layer.
-    topk_ids:       [L, N, k] int64 expert ids, in the router's order (descending probability).
+    topk_ids:       [L, N, k] int32 expert ids, in the router's order (descending probability).
     topk_weights:   [L, N, k] fp32 weights the experts' outputs are mixed with (renormalised when the
                     config says norm_topk_prob).
     router_entropy, topk_mass, topk_margin: [L, N] fp32 (see ops.router_stats).
@@ -54,7 +54,7 @@ class RoutingRecorder:
         def hook(module, args, output):
             router_logits, topk_weights, topk_ids = output[0], output[1], output[2]
             record = router_token_stats(router_logits.detach(), topk_ids.detach())
-            record["topk_ids"] = topk_ids.detach()
+            record["topk_ids"] = topk_ids.detach().to(torch.int32)  # a quarter of int64's copy
             record["topk_weights"] = topk_weights.detach().float()
             if self.keep_logits:
                 record["router_logits"] = router_logits.detach()

@@ -159,7 +159,7 @@ def naive_state_stats(
     qn, kn = kernel_qk(q, k, Hv, use_qk_l2norm, f64)  # [B, T, Hv, K]
     v, g, beta = v.to(f64), g.to(f64), beta.to(f64)
     K = kn.shape[-1]
-    S = torch.zeros(B, Hv, K, V, dtype=f64) if initial_state is None else initial_state.to(f64).clone()
+    S = torch.zeros(B, Hv, K, V, dtype=f64, device=v.device) if initial_state is None else initial_state.to(f64).clone()
 
     pairs = None if recall_pairs is None else check_recall_pairs(recall_pairs, T)
     if pairs is not None:
@@ -184,7 +184,7 @@ def naive_state_stats(
 
     stats = dict(state_norm=torch.stack(norms, 1), o=torch.stack(outs, 1), final_state=S)
     if pairs is not None:
-        early = torch.arange(T)[None, :] < pairs[:, :1]  # [P, T]
+        early = torch.arange(T, device=pairs.device)[None, :] < pairs[:, :1]  # [P, T]
         for name, i in (("recall_rel_err", 0), ("recall_cos", 1), ("recall_readout_norm", 2)):
             x = torch.stack([m[i] for m in recall], 2)  # [B, P, T, Hv]
             stats[name] = x.masked_fill(early[None, :, :, None], math.nan)

@@ -1,0 +1,48 @@
+"""Expert routing: load per layer (layer x expert heatmap) and each token's top-k experts for a sequence."""
+
+import streamlit as st
+
+from data import manifests, read_table
+from figures import expert_load_heatmap, token_topk_figure
+from workbench.analysis.routing import expert_load, sequence_routing, topk_long
+from workbench.trace import TraceFolderError
+
+st.title("Expert routing")
+path = st.session_state.get("trace_path", "")
+if not path:
+    st.info("Enter a trace folder in the sidebar (made with `workbench trace`).")
+    st.stop()
+try:
+    runs = manifests(path)
+except (TraceFolderError, FileNotFoundError) as error:
+    st.error(str(error))
+    st.stop()
+if not runs:
+    st.warning("This trace folder holds no committed run yet.")
+    st.stop()
+
+labels = {m["run_id"]: f"{m['run_id']} · {m['model']['source']} · {m['num_tokens']} tokens" for m in runs}
+run_id = st.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get)
+manifest = next(m for m in runs if m["run_id"] == run_id)
+num_experts = manifest["model"]["config"].get("num_experts")
+
+routing = read_table(path, "routing", run_id, ("seq_id", "position", "layer", "topk_ids", "topk_weights", "router_entropy"))
+tokens = read_table(path, "tokens", run_id, ("seq_id", "position", "token", "label"))
+
+st.subheader("Expert load per layer")
+load = expert_load(routing, num_experts)
+st.plotly_chart(expert_load_heatmap(load), width="stretch")
+busiest = load.sort_values("fraction", ascending=False).head(1)
+st.caption(
+    f"{routing.num_rows} (token, layer) rows. Uniform load would be {1 / num_experts:.4f} per expert; "
+    f"the busiest slot is expert {int(busiest.expert.iloc[0])} on layer {int(busiest.layer.iloc[0])} "
+    f"at {busiest.fraction.iloc[0]:.4f}."
+)
+
+st.subheader("Top-k experts per token")
+seq_ids = [p["id"] for p in manifest["prompts"]]
+left, right = st.columns(2)
+seq_id = left.selectbox("Sequence", seq_ids)
+layer = right.selectbox("Layer", manifest["moe_layers"])
+frame = sequence_routing(routing, tokens, seq_id, layer)
+st.plotly_chart(token_topk_figure(topk_long(frame), frame[["position", "token"]]), width="stretch")

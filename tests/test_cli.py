@@ -1,0 +1,73 @@
+"""The CLI end to end on a written checkpoint: trace, info, and clean errors that leave traces untouched."""
+
+import json
+
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.trace import open_trace
+
+runner = CliRunner()
+
+
+def _prompts(tmp_path, lines):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_trace_then_info(tmp_path, next_checkpoint):
+    prompts = _prompts(tmp_path, ['{"id": "a", "text": "abc def", "label": "prose"}', '{"id": "b", "text": "x=1"}'])
+    out = tmp_path / "trace"
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--prompts", str(prompts), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "hello", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    trace = open_trace(out)
+    assert len(trace.run_ids()) == 2
+    assert trace.read("tokens").num_rows == len("abc def") + len("x=1") + len("hello")
+    info = runner.invoke(app, ["info", str(out)])
+    assert info.exit_code == 0
+    assert "2 runs" in info.output and "routing:" in info.output and "B/token" in info.output
+
+
+def test_errors_are_clear_and_leave_trace_untouched(tmp_path, next_checkpoint):
+    out = tmp_path / "trace"
+    ok = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "keep me", "--out", str(out)])
+    assert ok.exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    bad = _prompts(tmp_path, ['{"id": "a", "text": "fine"}', '{"id": "b", "txt": "oops"}'])
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--prompts", str(bad), "--out", str(out)])
+    assert result.exit_code == 2 and "line 2: missing required key 'text'" in result.output
+
+    result = runner.invoke(app, ["trace", "--model", str(tmp_path / "missing"), "--text", "x", "--out", str(out)])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--out", str(out)])
+    assert result.exit_code == 2 and "exactly one of --prompts" in result.output
+
+    (out / "workbench.json").write_text(json.dumps({"format": "workbench-trace", "schema_version": "9.0"}))
+    before[out / "workbench.json"] = (out / "workbench.json").read_bytes()
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out)])
+    assert result.exit_code == 2 and "schema version 9.0" in result.output
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_schema_command_lists_every_column():
+    from workbench.trace import TABLES
+
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    for columns in TABLES.values():
+        for column in columns:
+            assert f"`{column.name}`" in result.output
+
+
+def test_readme_documents_the_current_schema():
+    from pathlib import Path
+
+    from workbench.trace import schema_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert schema_markdown().strip() in readme, "README's column table is stale: paste `workbench schema`"

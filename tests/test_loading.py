@@ -1,0 +1,78 @@
+"""Loading from a sharded local checkpoint, the nano name, and clear errors for what cannot load."""
+
+import json
+
+import pytest
+import torch
+
+from workbench.adapters import UnsupportedArchitecture, get_adapter, supported_architectures
+from workbench.loading import ModelNotAvailable, load_model
+
+
+def test_sharded_checkpoint_loads_with_same_logits(next_checkpoint, tiny_next):
+    assert (next_checkpoint / "model.safetensors.index.json").is_file()
+    assert len(list(next_checkpoint.glob("model-*.safetensors"))) > 1
+    loaded = load_model(str(next_checkpoint), dtype="float32")
+    assert loaded.adapter.architecture == "Qwen3NextForCausalLM"
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(input_ids=ids).logits, tiny_next(input_ids=ids).logits)
+    facts = loaded.describe()
+    assert facts["dtype"] == "float32" and facts["num_parameters"] == sum(p.numel() for p in tiny_next.parameters())
+
+
+def test_qwen35_moe_checkpoint_loads(tmp_path, tiny_35moe, tokenizer):
+    from workbench.toy import write_checkpoint
+
+    folder = write_checkpoint(tmp_path / "q35", tiny_35moe, tokenizer)
+    loaded = load_model(str(folder), dtype="bfloat16")
+    assert loaded.adapter is get_adapter("Qwen3_5MoeForCausalLM")
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+
+
+def test_nano_loads():
+    loaded = load_model("nano")
+    assert loaded.adapter.architecture == "Qwen3NextForCausalLM"
+    assert loaded.adapter.layer_kinds(loaded.model.config).count("full_attention") >= 2
+
+
+def test_unknown_architecture_lists_supported(tmp_path, next_checkpoint):
+    folder = tmp_path / "llama-like"
+    folder.mkdir()
+    config = json.loads((next_checkpoint / "config.json").read_text())
+    config["architectures"] = ["MysteryForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedArchitecture) as error:
+        load_model(str(folder))
+    message = str(error.value)
+    assert "MysteryForCausalLM" in message
+    assert all(name in message for name in supported_architectures())
+
+
+def test_missing_path_fails_fast(tmp_path):
+    with pytest.raises(ModelNotAvailable, match="does not exist"):
+        load_model(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailable, match="no config.json"):
+        load_model(str(tmp_path / "empty"))
+
+
+def test_uncached_hub_id_fails_fast_without_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotAvailable, match="not in the local Hugging Face cache"):
+        load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="unknown dtype"):
+        load_model("nano", dtype="fp8")
+    with pytest.raises(ValueError, match="either --device or --device-map"):
+        load_model("nano", device="cpu", device_map="auto")
+
+
+def test_registry_refuses_duplicates():
+    from workbench.adapters import register
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(get_adapter("Qwen3NextForCausalLM"))
