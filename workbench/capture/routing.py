@@ -16,7 +16,7 @@ class RoutingCapture:
     (row-major: token t of sequence b is row b*T + t), k = experts per token, E = experts.
 
     layers:         [L] decoder-layer index of each captured MoE layer.
-    topk_ids:       [L, N, k] int32 expert ids, in the router's order (descending probability).
+    topk_ids:       [L, N, k] int16 expert ids (int32 past 32,767 experts), in the router's order (descending probability).
     topk_weights:   [L, N, k] fp32 weights the experts' outputs are mixed with (renormalised when the
                     config says norm_topk_prob).
     router_entropy, topk_mass, topk_margin: [L, N] fp32 (see ops.router_stats).
@@ -35,11 +35,23 @@ class RoutingCapture:
 
 
 def _stack_layers(per_layer: list[list[torch.Tensor]]) -> torch.Tensor:
-    """[[call tensors of layer 0], ...] -> [L, ...] on the CPU: concatenate calls, stack layers on the
-    first layer's device, then one device-to-host copy."""
-    tensors = [torch.cat(calls) for calls in per_layer]
+    """[[call tensors of layer 0], ...] -> [L, ...] on the first layer's device: concatenate each
+    layer's calls, then stack the layers."""
+    tensors = [torch.cat(calls) if len(calls) > 1 else calls[0] for calls in per_layer]
     device = tensors[0].device
-    return torch.stack([t.to(device) for t in tensors]).cpu()
+    return torch.stack([t.to(device) for t in tensors])
+
+
+def _to_host(fields: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copy device tensors to the CPU: on CUDA, asynchronous copies into pinned memory and one
+    synchronisation for all of them (a pageable copy per field would block on each)."""
+    if all(t.device.type == "cpu" for t in fields.values()):
+        return fields
+    host = {name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for name, t in fields.items()}
+    for name, tensor in fields.items():
+        host[name].copy_(tensor, non_blocking=True)
+    torch.cuda.synchronize()
+    return host
 
 
 class RoutingRecorder:
@@ -54,7 +66,7 @@ class RoutingRecorder:
         def hook(module, args, output):
             router_logits, topk_weights, topk_ids = output[0], output[1], output[2]
             record = router_token_stats(router_logits.detach(), topk_ids.detach())
-            record["topk_ids"] = topk_ids.detach().to(torch.int32)  # a quarter of int64's copy
+            record["topk_ids"] = topk_ids.detach().to(torch.int16 if router_logits.shape[-1] <= 32767 else torch.int32)
             record["topk_weights"] = topk_weights.detach().float()
             if self.keep_logits:
                 record["router_logits"] = router_logits.detach()
@@ -78,24 +90,26 @@ class RoutingRecorder:
         if len(calls) != 1:
             raise RuntimeError(f"MoE layers saw different numbers of forward calls: {calls}")
 
-        def gather(name: str) -> torch.Tensor:
-            return _stack_layers([[record[name] for record in self._router[layer]] for layer in layers])
-
-        first = self._router[layers[0]][0]
+        names = ["topk_ids", "topk_weights", "router_entropy", "topk_mass", "topk_margin"]
+        if self.keep_logits:
+            names.append("router_logits")
+        fields = {
+            name: _stack_layers([[record[name] for record in self._router[layer]] for layer in layers])
+            for name in names
+        }
         if all(layer in self._shared for layer in layers):
-            shared = _stack_layers([self._shared[layer] for layer in layers])
-        else:
-            num_tokens = sum(record["topk_ids"].shape[0] for record in self._router[layers[0]])
-            shared = torch.full((len(layers), num_tokens), float("nan"))
+            fields["shared_gate"] = _stack_layers([self._shared[layer] for layer in layers])
+        host = _to_host(fields)
+        num_tokens = host["topk_ids"].shape[1]
         capture = RoutingCapture(
             layers=layers,
-            topk_ids=gather("topk_ids"),
-            topk_weights=gather("topk_weights"),
-            router_entropy=gather("router_entropy"),
-            topk_mass=gather("topk_mass"),
-            topk_margin=gather("topk_margin"),
-            shared_gate=shared,
-            router_logits=gather("router_logits") if "router_logits" in first else None,
+            topk_ids=host["topk_ids"],
+            topk_weights=host["topk_weights"],
+            router_entropy=host["router_entropy"],
+            topk_mass=host["topk_mass"],
+            topk_margin=host["topk_margin"],
+            shared_gate=host.get("shared_gate", torch.full((len(layers), num_tokens), float("nan"))),
+            router_logits=host.get("router_logits"),
         )
         self._router.clear()
         self._shared.clear()
