@@ -1,0 +1,217 @@
+"""The nano model's tokenizer, synthetic data, config, training smoke test and evaluation pieces (CPU, seconds)."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3NextForCausalLM
+
+from workbench.nano import data, evaluate, train
+from workbench.nano import tokenizer as tk
+from workbench.nano.model_config import check_nano_structure, nano_config
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+SHORT_SUITES = ["passkey_1024", "assoc_recall_8pairs_512", "assoc_recall_16pairs_compact", "copy_16",
+                "arithmetic_add", "arithmetic_mul", "code_256", "prose_512"]
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer():
+    return tk.build_tokenizer()
+
+
+@pytest.mark.parametrize("suite", SHORT_SUITES)
+def test_heldout_records_deterministic_by_seed(suite):
+    assert data.heldout_records(suite, 0, 3) == data.heldout_records(suite, 0, 3)
+    texts_a = [r["text"] for r in data.heldout_records(suite, 0, 3)]
+    texts_b = [r["text"] for r in data.heldout_records(suite, 1, 3)]
+    assert texts_a != texts_b
+    assert len(set(texts_a)) == 3  # records within a suite differ too
+
+
+def test_training_stream_deterministic_and_disjoint_from_heldout():
+    vocab = tk.build_vocab()
+    a = data.training_batch(data.training_rng(0, 0), vocab, 4, 512)
+    assert a == data.training_batch(data.training_rng(0, 0), vocab, 4, 512)
+    assert a != data.training_batch(data.training_rng(1, 0), vocab, 4, 512)
+    assert a != data.training_batch(data.training_rng(0, 1), vocab, 4, 512)
+
+
+@pytest.mark.parametrize("n_tokens", [256, 1024, 4096])
+def test_passkey_needle_span_and_exact_length(hf_tokenizer, n_tokens):
+    for record in data.heldout_records("passkey_1024", 5, 1) + [data.generate("passkey", i, n_tokens=n_tokens)
+                                                               for i in range(5)]:
+        spans = {s["name"]: s for s in record["spans"]}
+        needle = record["text"][spans["needle"]["start"]: spans["needle"]["end"]]
+        assert needle.isdigit() and len(needle) == 5 and needle == record["answer"]
+        assert record["text"][: spans["needle"]["start"]].endswith("the pass key is ")
+        assert record["prompt"].endswith("what is the pass key ? the pass key is ")
+        ids = hf_tokenizer(record["text"]).input_ids
+        assert len(ids) - 1 == record["n_tokens"]
+        if record["id"].startswith("passkey-"):
+            assert record["n_tokens"] == n_tokens
+        enc = hf_tokenizer(record["text"], return_offsets_mapping=True)
+        needle_tokens = [t for t, (s, e) in enumerate(enc.offset_mapping)
+                         if e > s and s >= spans["needle"]["start"] and e <= spans["needle"]["end"]]
+        assert [hf_tokenizer.convert_ids_to_tokens(enc.input_ids[t]) for t in needle_tokens] == list(needle)
+
+
+def test_passkey_depth_is_respected():
+    def needle_fraction(record):
+        return next(s["start"] for s in record["spans"] if s["name"] == "needle") / len(record["text"])
+
+    assert needle_fraction(data.generate("passkey", 0, n_tokens=2048, depth=0.1)) < 0.15
+    assert needle_fraction(data.generate("passkey", 0, n_tokens=2048, depth=0.9)) > 0.8
+
+
+@pytest.mark.parametrize("suite,expected", [("assoc_recall_8pairs_512", 512), ("assoc_recall_8pairs_2048", 2048),
+                                            ("code_256", 256), ("prose_512", 512)])
+def test_token_counts_near_requested(hf_tokenizer, suite, expected):
+    for record in data.heldout_records(suite, 0, 4):
+        n = len(hf_tokenizer(record["text"]).input_ids) - 1
+        assert n == record["n_tokens"]
+        assert abs(n - expected) <= (8 if suite.startswith("code") else 0)
+
+
+def test_assoc_and_code_spans(hf_tokenizer):
+    for record in data.heldout_records("assoc_recall_8pairs_512", 0, 5) + data.heldout_records("code_256", 0, 5):
+        text, spans = record["text"], record["spans"]
+        needle = next(text[s["start"]: s["end"]] for s in spans if s["name"] == "needle")
+        query = next(text[s["start"]: s["end"]].strip() for s in spans if s["name"] == "query")
+        assert needle == record["answer"] and needle.isdigit()
+        if record["label"] == "assoc_recall":
+            pairs = [text[s["start"]: s["end"]].strip() for s in spans if s["name"].startswith("pair_")]
+            assert len(pairs) == 8 and f"{query} = {needle}" in pairs
+        else:
+            assert f"\n{query} = {needle}\n" in text
+
+
+@pytest.mark.parametrize("suite", SHORT_SUITES)
+def test_prompt_answer_and_tokenizer_round_trip(hf_tokenizer, suite):
+    for record in data.heldout_records(suite, 2, 3):
+        text = record["text"]
+        ids = hf_tokenizer(text).input_ids
+        assert ids[0] == tk.BOS_ID and tk.UNK_ID not in ids
+        assert hf_tokenizer.convert_ids_to_tokens(ids)[1:] == tk.split_pieces(text)
+        assert hf_tokenizer.decode(ids, skip_special_tokens=True) == text
+        if record["answer"] is None:
+            assert record["label"] == "prose" and record["prompt"] == text
+            continue
+        answer_span = [s for s in record["spans"] if s["name"] == "answer"][-1]
+        assert record["prompt"] + record["answer"] == text[: answer_span["end"]]
+        prompt_ids, gold = evaluate.encode_for_exact_match(hf_tokenizer, record)
+        assert ids[: len(prompt_ids) + len(gold)] == prompt_ids + gold
+
+
+def test_digits_are_single_tokens_and_vocab_small(hf_tokenizer):
+    assert hf_tokenizer.convert_ids_to_tokens(hf_tokenizer("the pass key is 90210 .").input_ids) == \
+        ["<bos>", "the", " pass", " key", " is", " ", "9", "0", "2", "1", "0", " ."]
+    assert len(hf_tokenizer) == len(tk.build_vocab()) <= 4096
+    assert tk.build_vocab() == tk.build_vocab()
+    with pytest.raises(ValueError):
+        tk.split_pieces("tab\tseparated")
+
+
+def test_auto_tokenizer_from_saved_folder_offline(tmp_path, monkeypatch, hf_tokenizer):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tk.save_tokenizer(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    text = data.heldout_records("code_256", 0, 1)[0]["text"]
+    assert loaded(text).input_ids == hf_tokenizer(text).input_ids
+    assert (loaded.bos_token_id, loaded.eos_token_id, loaded.pad_token_id) == (tk.BOS_ID, tk.EOS_ID, tk.PAD_ID)
+    assert loaded.decode(loaded(text).input_ids, skip_special_tokens=True) == text
+
+
+def test_config_structure_and_size():
+    config = nano_config(len(tk.build_vocab()))
+    counts = check_nano_structure(config)
+    assert counts["bf16_bytes"] <= 32_000_000 and 10e6 < counts["total"] < 16e6
+    assert counts["active"] < counts["total"] / 4
+    assert config.layer_types.count("full_attention") == 2 and config.num_experts_per_tok * 16 <= config.num_experts
+    check_nano_structure(nano_config(100, tiny=True))
+    bad = nano_config(100, num_experts_per_tok=16, mlp_only_layers=[0], layer_types=["linear_attention"] * 8,
+                      hidden_size=512)
+    with pytest.raises(ValueError) as err:
+        check_nano_structure(bad)
+    for fragment in ("3:1", "two full-attention", "1/16", "sparse MoE", "exceeds"):
+        assert fragment in str(err.value)
+
+
+def test_training_rows_exact_length_with_answer_flags():
+    vocab = tk.build_vocab()
+    ids, flags = data.training_batch(data.training_rng(0, 3), vocab, 6, 1025)
+    assert all(len(row) == 1025 for row in ids) and all(len(row) == 1025 for row in flags)
+    flat_ids, flat_flags = np.array(ids).ravel(), np.array(flags).ravel()
+    assert flat_ids.max() < len(vocab) and (flat_ids == tk.BOS_ID).sum() >= 6
+    digit_ids, stop_ids = {vocab[d] for d in tk.DIGITS}, {vocab[" ;"], vocab[" ."], vocab["\n"]}
+    flagged = flat_ids[flat_flags == 1]
+    assert len(flagged) > 0 and np.mean([t in digit_ids for t in flagged]) > 0.4
+    # every run of flagged tokens ends with its stop token
+    run_ends = np.flatnonzero((flat_flags[:-1] == 1) & (flat_flags[1:] == 0))
+    assert set(flat_ids[run_ends].tolist()) <= stop_ids
+
+
+def test_write_probe_prompts(tmp_path):
+    paths = data.write_probe_prompts(tmp_path / "prompts", seed=7, n_per_task=2)
+    assert {p.stem for p in paths} == set(data.HELDOUT_SUITES)
+    lines = (tmp_path / "prompts" / "copy_8.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records == data.heldout_records("copy_8", 7, 2)
+    assert {"id", "text", "label", "spans", "answer", "prompt"} <= set(records[0])
+
+
+def test_generalized_js_matches_scipy_and_bounds():
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(16), size=3), rng.dirichlet(np.ones(16), size=3)  # [L=3, E=16] each
+    ours = evaluate.generalized_js(np.stack([p, q]))  # [L]
+    reference = [jensenshannon(p[l], q[l], base=2) ** 2 for l in range(3)]
+    np.testing.assert_allclose(ours, reference, atol=1e-10)
+    np.testing.assert_allclose(evaluate.generalized_js(np.stack([p, p, p])), 0.0, atol=1e-12)
+    one_hot = np.eye(4)[:, None, :]  # 4 domains, 1 layer, disjoint experts
+    np.testing.assert_allclose(evaluate.generalized_js(one_hot), [2.0])
+
+
+def test_greedy_batch_equals_single_rows_and_generate(hf_tokenizer):
+    torch.manual_seed(0)
+    model = Qwen3NextForCausalLM(nano_config(len(hf_tokenizer), tiny=True, initializer_range=0.5)).eval()
+    records = data.heldout_records("copy_16", 1, 2) + data.heldout_records("arithmetic_add", 1, 2)
+    prompts = [evaluate.encode_for_exact_match(hf_tokenizer, r)[0] for r in records]
+    device = torch.device("cpu")
+    batched = evaluate.greedy_continue(model, prompts, 5, device)
+    assert batched == [evaluate.greedy_continue(model, [p], 5, device)[0] for p in prompts]
+    for prompt, ours in zip(prompts, batched):
+        reference = model.generate(torch.tensor([prompt]), max_new_tokens=5, do_sample=False)[0, len(prompt):]
+        until_eos = ours[: ours.index(tk.EOS_ID) + 1] if tk.EOS_ID in ours else ours
+        assert reference.tolist()[: len(until_eos)] == until_eos
+
+
+def test_train_smoke_saves_loadable_bf16_checkpoint(tmp_path):
+    out = tmp_path / "nano-tiny"
+    summary = train.main(["--out", str(out), "--tiny", "--minutes", "1", "--max-steps", "3", "--device", "cpu",
+                          "--seed", "0"])
+    assert summary["steps"] == 3 and np.isfinite(summary["final"]["loss"])
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3] and all(np.isfinite(e["loss"]) for e in log)
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    assert next(model.parameters()).dtype == torch.bfloat16
+    check_nano_structure(model.config)
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    ids = torch.tensor([tokenizer("the pass key is 12345 .").input_ids])
+    with torch.no_grad():
+        assert torch.isfinite(model.float()(input_ids=ids).logits).all()
+    report = evaluate.evaluate(str(out), n=2, device="cpu", suites=["copy_8", "arithmetic_add"], route_tokens=1024)
+    assert set(report["suites"]) == {"copy_8", "arithmetic_add"}
+    assert all(0.0 <= row["exact"] <= 1.0 for row in report["suites"].values())
+    routing = report["routing"]
+    assert 0.0 < routing["js_bits_random_init"] <= routing["max_bits"] and routing["ratio"] > 0
+    assert "routing JS" in evaluate.format_table(report)
+
+
+def test_row_length_curriculum():
+    rng = random.Random(0)
+    assert {train.row_length(rng, 0.05, 4096) for _ in range(200)} == {256, 512}
+    assert {train.row_length(rng, 0.5, 4096) for _ in range(400)} == set(train.ROW_LENGTHS)
+    assert max(train.row_length(rng, 0.5, 1024) for _ in range(200)) == 1024
