@@ -21,4 +21,6 @@ def trace_path() -> str:
 st.set_page_config(page_title="workbench", layout="wide")
 st.session_state["trace_path"] = st.sidebar.text_input("Trace folder", value=trace_path())
 pages = [st.Page("app_pages/expert_load.py", title="Expert routing", default=True)]
+pages.append(st.Page("app_pages/attention.py", title="Attention recall"))
+pages.append(st.Page("app_pages/deltanet.py", title="DeltaNet state"))
 st.navigation(pages).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -28,6 +28,21 @@ def trace(
     device_map: Optional[str] = typer.Option(None, "--device-map", help="e.g. 'auto' to spread over GPUs."),
     router_logits: bool = typer.Option(False, "--router-logits", help="Also store full router logits."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Truncate each prompt to this many tokens."),
+    attention: bool = typer.Option(False, "--attention", help="Attention recall of full-attention layers: span "
+                                   "masses, top-k keys, entropy, sink, distance per analysed query and head; gates."),
+    attention_stride: int = typer.Option(64, "--attention-stride", min=0, help="Analyse every N-th token (0: only the "
+                                         "last token and query spans)."),
+    attention_topk: int = typer.Option(8, "--attention-topk", min=1, help="Most-attended keys kept per query and head."),
+    deltanet: bool = typer.Option(False, "--deltanet", help="DeltaNet state: per-token state norm, decay, beta, "
+                                  "half-life per layer; per-head summaries; recall of spans named needle*."),
+    deltanet_heads: str = typer.Option("aggregate", "--deltanet-heads", help="aggregate or per_head (per-head rows at "
+                                       "every token; else every --deltanet-head-stride)."),
+    deltanet_head_stride: int = typer.Option(0, "--deltanet-head-stride", min=0, help="Per-head rows every N tokens "
+                                             "(0: none)."),
+    state_snapshot: Optional[List[int]] = typer.Option(None, "--state-snapshot", help="Token position (negative: from "
+                                                       "the end) whose state spectrum to keep; repeatable."),
+    deltanet_path: str = typer.Option("auto", "--deltanet-path", help="auto (fla on CUDA when available, else the "
+                                      "PyTorch chunk loop), fla or torch."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
@@ -40,17 +55,30 @@ def trace(
     from .trace import TraceFolderError
     from .trace.folder import prepare_for_append
     from .tracing import trace_prompts
+    from .spans import SpanError
+    from .capture.attention import AttentionCaptureError
 
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
+    deltanet_options = deltanet_heads != "aggregate" or deltanet_head_stride or state_snapshot or deltanet_path != "auto"
+    if deltanet_options and not deltanet:
+        _fail("--deltanet-heads, --deltanet-head-stride, --state-snapshot and --deltanet-path need --deltanet")
+    if deltanet_heads not in ("aggregate", "per_head") or deltanet_path not in ("auto", "fla", "torch"):
+        _fail("--deltanet-heads takes aggregate or per_head; --deltanet-path takes auto, fla or torch")
     try:
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
         prepare_for_append(out)  # check the folder before spending time on the model
         loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
                             trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
-        summary = trace_prompts(loaded, prompt_list, out, CaptureSettings(router_logits=router_logits),
-                                max_tokens=max_tokens)
-    except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture) as error:
+        settings = CaptureSettings(router_logits=router_logits, attention=attention,
+                                   attention_stride=attention_stride, attention_topk=attention_topk,
+                                   deltanet=deltanet, deltanet_heads=deltanet_heads,
+                                   deltanet_head_stride=deltanet_head_stride,
+                                   state_snapshots=tuple(state_snapshot or ()),
+                                   deltanet_path=deltanet_path)
+        summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens)
+    except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
+            AttentionCaptureError) as error:
         _fail(str(error))
     typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}")
 

@@ -1,10 +1,12 @@
-"""Prompt files: JSON Lines, one object per line with `id`, `text`, optional `label` (and, later, `spans`)."""
+"""Prompt files: JSON Lines, one object per line with `id`, `text`, optional `label` and `spans` (see spans.py)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .spans import SpanError, parse_spans
 
 
 class PromptFileError(ValueError):
@@ -37,6 +39,11 @@ def _parse_line(line: str, where: str) -> Prompt:
     if label is not None and not isinstance(label, str):
         raise PromptFileError(f"{where}: 'label' must be a string when given")
     extra = {k: v for k, v in record.items() if k not in ("id", "text", "label")}
+    if "spans" in extra:
+        try:
+            parse_spans(extra["spans"], record["text"])
+        except SpanError as error:
+            raise PromptFileError(f"{where} (prompt {record['id']!r}): {error}") from None
     return Prompt(id=str(record["id"]), text=record["text"], label=label, extra=extra)
 
 

@@ -16,6 +16,10 @@ from .loading import LoadedModel
 from .prompts import Prompt
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.tables import routing_tables, tokens_table
+from .spans import prompt_token_spans
+from .trace.attention_tables import attention_tables, spans_table
+from .capture.deltanet import needle_recall_pairs
+from .trace.deltanet_tables import deltanet_tables
 
 PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
 
@@ -72,12 +76,28 @@ def trace_prompts(
                 token_ids = token_ids[:max_tokens]
             if not token_ids:
                 raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+            spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
+            if spans:
+                writer.add("spans", spans_table(prompt.id, spans))
+            if run.attention is not None:
+                run.set_attention_sequence([s.as_key_range() for s in spans],
+                                           [p for s in spans if s.query for p in range(s.start_token, s.end_token)])
+            if run.deltanet is not None:
+                run.set_recall_pairs(needle_recall_pairs(spans) or None)
             model(input_ids=torch.tensor([token_ids], device=device), use_cache=False)
             tokens = tokenizer.convert_ids_to_tokens(token_ids)
             writer.add("tokens", tokens_table(prompt.id, token_ids, tokens, prompt.label))
             routing = run.collect_routing()
             if routing is not None:
                 for table, data in routing_tables(prompt.id, routing, slice(0, len(token_ids))).items():
+                    writer.add(table, data)
+            attention = run.collect_attention()
+            if attention is not None:
+                for table, data in attention_tables(prompt.id, attention).items():
+                    writer.add(table, data)
+            deltanet = run.collect_deltanet()
+            if deltanet is not None:
+                for table, data in deltanet_tables(prompt.id, deltanet, slice(0, len(token_ids))).items():
                     writer.add(table, data)
             num_tokens += len(token_ids)
             prompt_records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(token_ids),

@@ -14,6 +14,7 @@ if not path:
     st.stop()
 try:
     runs = manifests(path)
+    runs = [m for m in runs if "routing" in m.get("tables", ["routing"])]  # probe runs may hold no routing
 except (TraceFolderError, FileNotFoundError) as error:
     st.error(str(error))
     st.stop()

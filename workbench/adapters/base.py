@@ -24,6 +24,8 @@ class Adapter:
     modeling_modules:    python modules whose globals hold the DeltaNet kernels (wrapped by later capture).
     router_scoring:      how router logits become probabilities ("softmax" over all experts).
     text_config_attr:    attribute holding the text config on multimodal configs, or None.
+    attention_q_gate:    path, inside the full-attention block, of the Linear whose output holds query and
+                         output gate per head, [q(D) | gate(D)] x heads; None where attention has no output gate.
     """
 
     architecture: str
@@ -35,6 +37,7 @@ class Adapter:
     modeling_modules: tuple[str, ...] = field(default_factory=tuple)
     router_scoring: str = "softmax"
     text_config_attr: str | None = None
+    attention_q_gate: str | None = "q_proj"
 
     def __post_init__(self):
         if self.router_scoring != "softmax":

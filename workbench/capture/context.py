@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..adapters import Adapter, adapter_for_config
+from .attention import AttentionCapture, AttentionSession, start_attention_capture
+from .deltanet import DeltaNetCapture, DeltaNetRecorder, register_deltanet
 from .routing import RoutingCapture, RoutingRecorder
 from .settings import CaptureSettings
 
@@ -40,9 +42,29 @@ class CaptureRun:
     settings: CaptureSettings
     routing: RoutingRecorder | None = None
     handles: list = field(default_factory=list)
+    deltanet: DeltaNetRecorder | None = None
+    attention: AttentionSession | None = None
 
     def collect_routing(self) -> RoutingCapture | None:
         return self.routing.collect() if self.routing is not None else None
+
+    def set_recall_pairs(self, pairs) -> None:
+        """(key_pos, value_pos) token pairs [P, 2] whose DeltaNet state recall the next prefill calls measure."""
+        if self.deltanet is None:
+            raise ValueError("DeltaNet capture is off (CaptureSettings(deltanet=True) turns it on)")
+        self.deltanet.set_recall_pairs(pairs)
+
+    def collect_deltanet(self) -> DeltaNetCapture | None:
+        return self.deltanet.collect() if self.deltanet is not None else None
+
+    def set_attention_sequence(self, spans=(), query_positions=()) -> None:
+        """Spans (name, start token, end token) and extra query positions for the next forward calls."""
+        if self.attention is None:
+            raise ValueError("attention capture is off (CaptureSettings(attention=True) turns it on)")
+        self.attention.recorder.set_sequence(spans, query_positions)
+
+    def collect_attention(self) -> AttentionCapture | None:
+        return self.attention.recorder.collect() if self.attention is not None else None
 
 
 def _register_routing(run: CaptureRun) -> None:
@@ -72,8 +94,14 @@ def capture(model: torch.nn.Module, settings: CaptureSettings | None = None, ada
             _register_routing(run)
             if run.routing is not None and not run.handles:
                 raise ValueError(f"{adapter.architecture}: no router found at '{adapter.layers}.*.{adapter.router}'")
+        if settings.attention:
+            run.attention = start_attention_capture(model, adapter, settings.attention_stride, settings.attention_topk)
+        if settings.deltanet:
+            register_deltanet(run)  # kernel patches and layer hooks, all in run.handles
         yield run
     finally:
         for handle in run.handles:
             handle.remove()
         run.handles.clear()
+        if run.attention is not None:
+            run.attention.close()  # restores the model's attention implementation

@@ -9,14 +9,61 @@ from dataclasses import asdict, dataclass, fields
 class CaptureSettings:
     """routing:        per MoE layer and token, top-k ids/weights and router summaries.
     router_logits:     also keep the full router logits [tokens, experts] (large: E x 2 bytes per token/layer).
+    deltanet:          per DeltaNet layer and token, head-aggregated state norm, decay, beta, half-life; per head
+                       a per-sequence summary; state recall of planted pairs (see capture/deltanet.py).
+    deltanet_heads:    "aggregate" (per-head rows only every deltanet_head_stride tokens) or "per_head" (every token).
+    deltanet_head_stride: per-head rows at positions divisible by N (0 = never; ignored with "per_head").
+    state_snapshots:   token positions (negative: from the end of each prefill) at which to keep each head's
+                       state spectrum (effective rank, top singular value).
+    deltanet_path:     "auto" (fla on CUDA when importable and calibrated, else torch), "fla" or "torch".
+    attention:         per full-attention layer and head, for selected query rows: span masses, top-k keys,
+                       entropy, sink mass, mean distance; per token and head the output gate (capture/attention.py).
+    attention_stride:  analyse every N-th token (positions N-1, 2N-1, ...) besides the last token and query spans;
+                       0 = only those.
+    attention_topk:    most-attended keys kept per (query row, head).
     """
 
     routing: bool = True
     router_logits: bool = False
+    deltanet: bool = False
+    deltanet_heads: str = "aggregate"
+    deltanet_head_stride: int = 0
+    state_snapshots: tuple[int, ...] = ()
+    deltanet_path: str = "auto"
+    attention: bool = False
+    attention_stride: int = 64
+    attention_topk: int = 8
 
     def __post_init__(self):
         if self.router_logits and not self.routing:
             raise ValueError("router_logits=True needs routing=True")
+        self._check_deltanet()
+        self._check_attention()
+
+    def _check_attention(self) -> None:
+        for name, least in (("attention_stride", 0), ("attention_topk", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+    def _check_deltanet(self) -> None:
+        if isinstance(self.state_snapshots, (int, str)):
+            raise ValueError(f"state_snapshots must be a sequence of token positions, got {self.state_snapshots!r}")
+        self.state_snapshots = tuple(self.state_snapshots)  # a JSON manifest gives a list
+        if self.deltanet_heads not in ("aggregate", "per_head"):
+            raise ValueError(f"deltanet_heads must be 'aggregate' or 'per_head', got {self.deltanet_heads!r}")
+        if isinstance(self.deltanet_head_stride, bool) or not isinstance(self.deltanet_head_stride, int) \
+                or self.deltanet_head_stride < 0:
+            raise ValueError(f"deltanet_head_stride must be an integer >= 0, got {self.deltanet_head_stride!r}")
+        if not all(isinstance(p, int) and not isinstance(p, bool) for p in self.state_snapshots):
+            raise ValueError(f"state_snapshots must be integer token positions, got {self.state_snapshots!r}")
+        if self.deltanet_path not in ("auto", "fla", "torch"):
+            raise ValueError(f"deltanet_path must be 'auto', 'fla' or 'torch', got {self.deltanet_path!r}")
+        asked = (self.deltanet_heads != "aggregate" or self.deltanet_head_stride or self.state_snapshots
+                 or self.deltanet_path != "auto")
+        if asked and not self.deltanet:
+            raise ValueError("deltanet_heads, deltanet_head_stride, state_snapshots and deltanet_path need "
+                             "deltanet=True")
 
     def to_dict(self) -> dict:
         return asdict(self)

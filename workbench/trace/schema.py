@@ -4,6 +4,12 @@ A trace folder holds one hive-partitioned Parquet dataset per table (`<out>/<tab
 a run manifest per run (`<out>/runs/<run_id>.json`) and `<out>/workbench.json` naming the schema version.
 `run_id` is the hive partition key: it is not stored inside the files but appears as a column on read.
 Rows are one per (sequence, token) in `tokens` and one per (sequence, token, MoE layer) in `routing`.
+Attention recall: one row per (sequence, span) in `spans`, per (sequence, analysed query token, full-attention
+layer, query head) in `attention`, per (sequence, token, full-attention layer) in `attention_gate`, and per
+(sequence, layer, head) in `retrieval`.
+DeltaNet state: one row per (sequence, token, DeltaNet layer) in `deltanet`, per sampled token in
+`deltanet_heads`, per (sequence, layer, value head) in `deltanet_head_summary`, per (sequence, layer, pair,
+token >= key) in `state_recall`, per (sequence, layer, snapshot position, head) in `state_snapshots`.
 """
 
 from __future__ import annotations
@@ -89,10 +95,208 @@ ROUTER_LOGITS_COLUMNS = (
     ),
 )
 
+# Attention recall (capture/attention.py): the gated full-attention layers, per query row and head.
+SPANS_COLUMNS = (
+    SEQ_ID,
+    Column("span", pa.string(), "Span name from the prompt's `spans` (unique within a sequence), e.g. needle."),
+    Column("start_char", pa.int32(), "First character of the span in the prompt text (Python string index)."),
+    Column("end_char", pa.int32(), "One past the span's last character."),
+    Column(
+        "start_token",
+        pa.int32(),
+        "First token position overlapping the span (a token belongs to a span when their character ranges "
+        "overlap, so a span starting inside a token takes the whole token).",
+    ),
+    Column(
+        "end_token",
+        pa.int32(),
+        "One past the span's last token; equal to start_token when no traced token covers it (cut by --max-tokens). "
+        "Tokens of the span: start_token <= position < end_token.",
+    ),
+    Column("query", pa.bool_(), "The span's tokens were analysed as query rows in `attention` (span key query: true)."),
+)
+
+ATTENTION_COLUMNS = (
+    SEQ_ID,
+    Column(
+        "position",
+        pa.int32(),
+        "Query token position q of the analysed row: every attention_stride-th token (positions N-1, 2N-1, ...), "
+        "the last token, and tokens of query spans.",
+    ),
+    Column("layer", pa.int16(), "Decoder-layer index of the full-attention layer."),
+    Column("head", pa.int16(), "Query head, 0-based; it reads key/value head head // (Hq / Hkv) (GQA)."),
+    Column(
+        "span_mass",
+        pa.map_(pa.string(), pa.float32()),
+        "Span name -> attention weight summed over the span's key tokens (0..1), for every span of the sequence "
+        "(keys after q count 0). DuckDB/Polars: span_mass['needle'].",
+    ),
+    Column(
+        "topk_positions",
+        pa.list_(pa.int32()),
+        "Key positions of the k most-attended tokens, heaviest first; -1 pads rows with fewer than k keys (q < k-1).",
+    ),
+    Column("topk_weights", pa.list_(pa.float32()), "Attention weights of topk_positions (0 at padding), in (0, 1]."),
+    Column("entropy", pa.float32(), "Entropy of the row's attention over keys 0..q, in nats, in [0, ln(q+1)]."),
+    Column("sink_mass", pa.float32(), "Attention weight on token 0 (the attention sink), 0..1."),
+    Column(
+        "mean_distance",
+        pa.float32(),
+        "Mean distance attended, sum_j p_j (q - j), in tokens, in [0, q]; q/2 for uniform attention.",
+    ),
+)
+
+ATTENTION_GATE_COLUMNS = (
+    SEQ_ID,
+    POSITION,
+    Column("layer", pa.int16(), "Decoder-layer index of the full-attention layer."),
+    Column(
+        "gate_mean",
+        pa.float16(),
+        "Output gate g = sigmoid(gate) (gate = second half of each head's q_proj output) averaged over heads and "
+        "head dims, in (0, 1). The head's attention output is multiplied by g before o_proj: 0 silences it.",
+    ),
+    Column("gate_low_fraction", pa.float16(), "Fraction of (head, dim) gate entries with g < 0.1, 0..1."),
+    Column("head_gate_mean", pa.list_(pa.float16()), "Per query head: g averaged over the head dim, in (0, 1)."),
+    Column("head_gate_low_fraction", pa.list_(pa.float16()), "Per query head: fraction of the head dim with g < 0.1."),
+)
+
+RETRIEVAL_COLUMNS = (
+    SEQ_ID,
+    Column("layer", pa.int16(), "Decoder-layer index of the full-attention layer."),
+    Column("head", pa.int16(), "Query head, 0-based."),
+    Column("steps", pa.int32(), "Greedy decoding steps scored (tokens generated while copying the needle)."),
+    Column(
+        "hits",
+        pa.int32(),
+        "Steps whose most-attended key lies in the needle span and holds the token being generated (a copy).",
+    ),
+    Column(
+        "score",
+        pa.float32(),
+        "Retrieval score (Wu et al. 2024) = hits / steps, 0..1; written by probes/retrieval_heads.py.",
+    ),
+)
+
+# DeltaNet state (capture/deltanet.py): the Gated DeltaNet layers' recurrent state S (K x V per value head),
+# updated per token as S_t = exp(g_t) S_{t-1} + k_t delta_t^T, delta_t = beta_t (v_t - exp(g_t) S_{t-1}^T k_t).
+DELTANET_LAYER = Column("layer", pa.int16(), "Decoder-layer index of the Gated DeltaNet layer.")
+DELTANET_COLUMNS = (
+    SEQ_ID,
+    POSITION,
+    DELTANET_LAYER,
+    Column(
+        "state_norm_mean",
+        pa.float16(),
+        "||S_t||_F, Frobenius norm of the recurrent state right after token t's update, averaged over the value "
+        "heads; units of v (keys are unit vectors), >= 0. float16: relative error <= 5e-4, inf above 65504.",
+    ),
+    Column("state_norm_max", pa.float16(), "Largest ||S_t||_F over the value heads."),
+    Column(
+        "decay_mean",
+        pa.float16(),
+        "Decay factor exp(g) in (0, 1] averaged over heads: the fraction of the state kept as token t arrives "
+        "(1 = keep all); g = -exp(A_log) softplus(a + dt_bias) <= 0. float16 reads values within 5e-4 of 1 as 1: "
+        "half_life keeps them apart.",
+    ),
+    Column("decay_min", pa.float16(), "Smallest exp(g) over heads (the fastest-forgetting head)."),
+    Column(
+        "beta_mean",
+        pa.float16(),
+        "Write strength beta = sigmoid(b) in (0, 1) averaged over heads: how far token t's value replaces what "
+        "the state returned for its key (1 = replace).",
+    ),
+    Column("beta_max", pa.float16(), "Largest beta over heads."),
+    Column(
+        "half_life_mean",
+        pa.float32(),
+        "Memory half-life ln 2 / -g in tokens averaged over heads: an untouched memory decays to half after this "
+        "many tokens (inf where g = 0). float32: half-lives can exceed float16's 65504.",
+    ),
+    Column("half_life_max", pa.float32(), "Longest half-life over heads, in tokens."),
+)
+
+DELTANET_HEADS_COLUMNS = (
+    SEQ_ID,
+    Column(
+        "position",
+        pa.int32(),
+        "Token position: every token with deltanet_heads='per_head', else the positions divisible by "
+        "deltanet_head_stride.",
+    ),
+    DELTANET_LAYER,
+    Column("state_norm", pa.list_(pa.float16()), "Per value head (Hv entries, the layer's head order): ||S_t||_F."),
+    Column("decay", pa.list_(pa.float16()), "Per value head: decay factor exp(g) in (0, 1]."),
+    Column("beta", pa.list_(pa.float16()), "Per value head: write strength beta in (0, 1)."),
+    Column("half_life", pa.list_(pa.float32()), "Per value head: half-life ln 2 / -g in tokens (inf where g = 0)."),
+)
+
+DELTANET_HEAD_SUMMARY_COLUMNS = (
+    SEQ_ID,
+    DELTANET_LAYER,
+    Column("head", pa.int16(), "Value head, 0-based; it reads key head head // (Hv / Hk)."),
+    Column("tokens", pa.int32(), "Tokens of the sequence summarised."),
+    Column("state_norm_mean", pa.float32(), "||S_t||_F averaged over the sequence's tokens."),
+    Column("state_norm_max", pa.float32(), "Largest ||S_t||_F over the sequence."),
+    Column("decay_mean", pa.float32(), "exp(g) averaged over tokens, in (0, 1]."),
+    Column("beta_mean", pa.float32(), "beta averaged over tokens, in (0, 1)."),
+    Column("log_decay_mean", pa.float32(), "g (log decay) averaged over tokens, <= 0."),
+    Column(
+        "half_life",
+        pa.float32(),
+        "ln 2 / -log_decay_mean: the half-life in tokens of the head's geometric-mean decay (inf when it is 0).",
+    ),
+)
+
+STATE_RECALL_COLUMNS = (
+    SEQ_ID,
+    DELTANET_LAYER,
+    Column("pair", pa.int16(), "Index of the planted pair in its sequence (order of the needle spans)."),
+    Column("key_pos", pa.int32(), "Token whose kernel key k_key reads the state (last token of a needle span)."),
+    Column("value_pos", pa.int32(), "Token whose value v_value the readout should return (key_pos by default)."),
+    Column("position", pa.int32(), "Token t after whose update the state is read, t >= key_pos."),
+    Column(
+        "rel_err_mean",
+        pa.float16(),
+        "||S_t^T k_key - v_value|| / ||v_value|| averaged over value heads, >= 0: 0 = the state returns the planted "
+        "value exactly, 1 = it returns nothing, about sqrt 2 = replaced by an unrelated value of the same size.",
+    ),
+    Column("rel_err_min", pa.float16(), "Smallest rel_err over heads (the head that recalls best)."),
+    Column("cos_mean", pa.float16(),
+           "cosine(S_t^T k_key, v_value) averaged over heads, in [-1, 1] (0 for a zero readout)."),
+    Column("cos_max", pa.float16(), "Largest cosine over heads."),
+    Column("rel_err", pa.list_(pa.float16()), "Per value head: rel_err."),
+    Column("cos", pa.list_(pa.float16()), "Per value head: cosine."),
+)
+
+STATE_SNAPSHOTS_COLUMNS = (
+    SEQ_ID,
+    DELTANET_LAYER,
+    Column("position", pa.int32(), "Token t after whose update the state S_t was taken (state_snapshots setting)."),
+    Column("head", pa.int16(), "Value head, 0-based."),
+    Column(
+        "eff_rank",
+        pa.float32(),
+        "Effective rank of S_t (K x V): exp(entropy of s_i / sum s) over its singular values s (Roy & Vetterli), "
+        "in [1, min(K, V)]; 0 for an all-zero state.",
+    ),
+    Column("top_sv", pa.float32(), "Largest singular value of S_t, units of v."),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "tokens": TOKENS_COLUMNS,
     "routing": ROUTING_COLUMNS,
     "router_logits": ROUTER_LOGITS_COLUMNS,
+    "spans": SPANS_COLUMNS,
+    "attention": ATTENTION_COLUMNS,
+    "attention_gate": ATTENTION_GATE_COLUMNS,
+    "retrieval": RETRIEVAL_COLUMNS,
+    "deltanet": DELTANET_COLUMNS,
+    "deltanet_heads": DELTANET_HEADS_COLUMNS,
+    "deltanet_head_summary": DELTANET_HEAD_SUMMARY_COLUMNS,
+    "state_recall": STATE_RECALL_COLUMNS,
+    "state_snapshots": STATE_SNAPSHOTS_COLUMNS,
 }
 
 

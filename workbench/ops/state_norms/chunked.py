@@ -140,7 +140,8 @@ def chunked_state_stats(
         khat, v_target = _recall_inputs(kn, v, pairs, dtype)
         k_dot_khat = k_c @ khat[:, :, None].transpose(-1, -2)  # [B, H, N, C, P]
 
-    S = torch.zeros(B, Hv, k_c.shape[-1], V, dtype=dtype) if initial_state is None else initial_state.to(dtype)
+    S = (torch.zeros(B, Hv, k_c.shape[-1], V, dtype=dtype, device=v.device) if initial_state is None
+         else initial_state.to(dtype))
     outs, norm_sq, readouts, starts, deltas, snaps = [], [], [], [], [], {}
     for i in range(N):
         delta = new_values[:, :, i] - k_cumdecay[:, :, i] @ S  # [B, H, C, V]

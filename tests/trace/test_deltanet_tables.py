@@ -1,0 +1,142 @@
+"""DeltaNet tables: write -> read keeps the captured values (at the schema's dtypes), needle spans become recall
+pairs, and the default table's size per token stays under 1 KB for the 80B geometry."""
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from workbench.adapters import get_adapter
+from workbench.capture import CaptureSettings, capture
+from workbench.loading import LoadedModel
+from workbench.prompts import Prompt
+from workbench.toy import REAL_80B_DIMS, hybrid_layer_types
+from workbench.trace import open_trace
+from workbench.trace.deltanet_tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
+from workbench.tracing import trace_prompts
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+TEXT = "alpha beta gamma. the pass key is 12345. delta epsilon zeta eta theta"
+NEEDLE = {"name": "needle", "start": TEXT.index("12345"), "end": TEXT.index("12345") + 5}
+PROMPTS = [Prompt("needle", TEXT, "recall", {"spans": [NEEDLE]}), Prompt("plain", "x = [1, 2, 3]", None)]
+SETTINGS = CaptureSettings(deltanet=True, deltanet_head_stride=8, state_snapshots=(0, -1))
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory, tiny_next, tokenizer):
+    loaded = LoadedModel(tiny_next, tokenizer, get_adapter("Qwen3NextForCausalLM"), "tiny", "memory", None)
+    out = tmp_path_factory.mktemp("deltanet")
+    trace_prompts(loaded, PROMPTS, out, SETTINGS, progress=False)
+    return loaded, open_trace(out)
+
+
+def _expected(loaded, prompt, pairs=None):
+    ids = loaded.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode(), capture(loaded.model, SETTINGS, loaded.adapter) as run:
+        run.set_recall_pairs(pairs)
+        loaded.model(input_ids=torch.tensor([ids]), use_cache=False)
+        return ids, run.collect_deltanet()
+
+
+def _sequence(trace, table, seq_id, order):
+    data = trace.read(table)
+    return data.filter(pc.equal(data["seq_id"], seq_id)).to_pandas().sort_values(order).reset_index(drop=True)
+
+
+def test_every_deltanet_table_survives_write_read(traced):
+    loaded, trace = traced
+    assert {"deltanet", "deltanet_heads", "deltanet_head_summary", "state_recall", "state_snapshots"} <= set(trace.tables())
+    needle_end = TEXT.index("12345") + 5  # the byte tokenizer: one token per character here
+    for prompt, pairs in [(PROMPTS[0], [[needle_end - 1, needle_end - 1]]), (PROMPTS[1], None)]:
+        ids, expected = _expected(loaded, prompt, pairs)
+        T, L = len(ids), len(expected.layers)
+        rows = _sequence(trace, "deltanet", prompt.id, ["layer", "position"])
+        assert len(rows) == L * T and rows.position.tolist() == list(range(T)) * L
+        for column, dtype in [("state_norm_mean", np.float16), ("decay_min", np.float16), ("beta_max", np.float16),
+                              ("half_life_mean", np.float32), ("half_life_max", np.float32)]:
+            np.testing.assert_array_equal(rows[column].to_numpy(), getattr(expected, column).reshape(-1).numpy().astype(dtype))
+        heads = _sequence(trace, "deltanet_heads", prompt.id, ["layer", "position"])
+        assert heads.position.tolist() == list(range(0, T, 8)) * L
+        np.testing.assert_array_equal(np.stack(heads.state_norm.to_numpy()),
+                                      expected.head_state_norm.reshape(-1, 4).numpy().astype(np.float16))
+        summary = _sequence(trace, "deltanet_head_summary", prompt.id, ["layer", "head"])
+        assert summary.tokens.tolist() == [T] * (L * 4)
+        np.testing.assert_allclose(summary.state_norm_mean.to_numpy(),
+                                   (expected.segment_state_norm_sum[:, 0] / T).reshape(-1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(summary.half_life.to_numpy(),
+                                   (np.log(2) / -(expected.segment_log_decay_sum[:, 0] / T)).reshape(-1).numpy(), rtol=1e-5)
+        snaps = _sequence(trace, "state_snapshots", prompt.id, ["layer", "position", "head"])
+        assert sorted(set(snaps.position)) == [0, T - 1] and len(snaps) == L * 2 * 4
+        np.testing.assert_array_equal(snaps.top_sv.to_numpy(), expected.snapshot_top_sv.reshape(-1).numpy())
+    recall = _sequence(trace, "state_recall", "needle", ["layer", "position"])
+    key = needle_end - 1
+    assert set(recall.key_pos) == {key} and set(recall.pair) == {0}
+    assert recall.position.tolist() == list(range(key, len(TEXT))) * L
+    np.testing.assert_array_equal(np.stack(recall.rel_err.to_numpy()),
+                                  expected_recall(loaded, key).astype(np.float16))
+    assert len(_sequence(trace, "state_recall", "plain", ["layer"])) == 0
+
+
+def expected_recall(loaded, key):
+    _, expected = _expected(loaded, PROMPTS[0], [[key, key]])
+    return expected.recall_rel_err[:, 0, key:].reshape(-1, 4).numpy()
+
+
+def test_per_head_summary_equals_the_mean_of_per_head_rows(tiny_next):
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
+    with torch.inference_mode(), capture(tiny_next, settings) as run:
+        tiny_next(input_ids=torch.randint(0, 200, (2, 30), generator=torch.Generator().manual_seed(0)), use_cache=False)
+        got = run.collect_deltanet()
+    second = deltanet_tables("s", got, slice(30, 60))  # batch row 1
+    summary = second["deltanet_head_summary"].to_pandas()
+    mean = got.head_state_norm[:, 30:60].mean(1).reshape(-1).numpy()
+    np.testing.assert_allclose(summary.state_norm_mean.to_numpy(), mean, rtol=1e-5)
+    assert second["deltanet"].column("position").to_pylist()[:3] == [0, 1, 2]
+
+
+def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):
+    """bytes/token = (DeltaNet layers) x (row bytes); the 80B has 36 DeltaNet layers of its 48."""
+    kinds = hybrid_layer_types(48)
+    deltanet_count = kinds.count("linear_attention")
+    assert deltanet_count == 36 and REAL_80B_DIMS["linear_num_value_heads"] == 32
+    assert deltanet_row_bytes() == 26  # position 4 + layer 2 + 6 float16 x 2 + 2 float32 x 4
+    assert deltanet_bytes_per_token(deltanet_count) == 936 < 1024
+    with torch.inference_mode(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
+        tiny_next(input_ids=torch.randint(0, 200, (1, 50)), use_cache=False)
+        table = deltanet_tables("s", run.collect_deltanet(), slice(0, 50))["deltanet"]
+    numeric = sum(table.column(name).nbytes for name in table.column_names if name != "seq_id")
+    assert numeric == table.num_rows * deltanet_row_bytes()  # the formula is the in-memory row size
+    assert numeric / 50 == deltanet_bytes_per_token(3)
+
+
+def test_per_head_and_recall_row_sizes_match_the_readme(tiny_next):
+    """README: deltanet_heads rows are 22 + 10 Hv bytes, state_recall rows 32 + 4 Hv (list offsets included)."""
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
+    with torch.inference_mode(), capture(tiny_next, settings) as run:
+        run.set_recall_pairs([[0, 0]])
+        tiny_next(input_ids=torch.randint(0, 200, (1, 40)), use_cache=False)
+        tables = deltanet_tables("s", run.collect_deltanet(), slice(0, 40))
+    heads = tiny_next.config.linear_num_value_heads
+    for name, row_bytes in (("deltanet_heads", 22 + 10 * heads), ("state_recall", 32 + 4 * heads)):
+        table = tables[name]
+        numeric = sum(table.column(c).nbytes for c in table.column_names if c != "seq_id")
+        assert numeric == table.num_rows * row_bytes, name
+
+
+def test_cli_deltanet_flags(tmp_path, next_checkpoint):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "trace"
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "the key is 42 ok", "--out", str(out),
+                                 "--deltanet", "--deltanet-head-stride", "4", "--state-snapshot", "-1"])
+    assert result.exit_code == 0, result.output
+    trace = open_trace(out)
+    assert {"deltanet", "deltanet_heads", "deltanet_head_summary", "state_snapshots"} <= set(trace.tables())
+    assert trace.manifests()[0]["capture"]["state_snapshots"] == [-1]
+    assert set(trace.read("state_snapshots").column("position").to_pylist()) == {15}
+    result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out),
+                                 "--state-snapshot", "3"])
+    assert result.exit_code == 2 and "need --deltanet" in result.output

@@ -1,0 +1,381 @@
+"""Gated DeltaNet state capture: exact per-token recurrent-state norms, gates and planted-pair recall.
+
+How it observes (transformers 5.24; pinned by tests/capture/test_deltanet_capture.py): the GatedDeltaNet
+forward of each modeling module (`adapter.modeling_modules`) calls the module globals
+`torch_chunk_gated_delta_rule` (prefill, any length) and `torch_recurrent_gated_delta_rule` (cached one-token
+decode) by name on every call. `capture(model, CaptureSettings(deltanet=True))` replaces each global with a
+wrapper that calls the original with the same arguments and returns its result untouched, so whatever the
+global was (fla's kernel or the torch fallback) still runs. A forward pre-hook on every `linear_attn` module
+names the decoder layer the next kernel call belongs to. `capture`'s finally undoes every patch and hook.
+
+What the wrapper sees per call, in execution order (shapes as transformers passes them):
+    query, key     [B, T, Hk, K]  after the causal conv + SiLU, before the kernel's L2 norm
+    value          [B, T, Hv, V]  after the causal conv + SiLU
+    g              [B, T, Hv]     log decay, <= 0; decay factor exp(g) in (0, 1]; half-life ln2 / -g tokens
+    beta           [B, T, Hv]     write strength sigmoid(b) in (0, 1)
+    initial_state  [B, Hv, K, V]  the cache's state (decode, chunked prefill) or None (a fresh sequence)
+Statistics are computed before the original kernel runs (the cache overwrites initial_state in place after
+it), on the kernel's device, and stay there until `collect()` copies each field off once.
+
+Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
+default, matches the fp64 scan to 1e-4); "fla" = fla's Triton chunk recursion for the chunk-start states, then
+`state_norms_from_chunk_states` over all chunks at once (GPU; see ops/state_norms/fla_states.py); "auto" = fla
+for prefill on CUDA when fla imports and passes its calibration, else torch. Decode steps always use the torch
+path (one token, a handful of small ops). `DeltaNetCapture.path` says which ran.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from ..adapters import LINEAR_ATTENTION
+from ..ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states
+from ..ops.state_norms import fla_states
+from .settings import CaptureSettings
+
+KERNEL_GLOBALS = (("torch_chunk_gated_delta_rule", "chunk"), ("torch_recurrent_gated_delta_rule", "recurrent"))
+AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "decay_min", "beta_mean", "beta_max",
+              "half_life_mean", "half_life_max")
+PER_HEAD = ("state_norm", "decay", "beta", "half_life")
+SEGMENT_SUMS = ("state_norm_sum", "state_norm_max", "decay_sum", "beta_sum", "log_decay_sum")
+
+_FLA: dict[str, tuple] = {}  # device -> (fwd_h, g_scale) after a successful calibration, or (None, reason)
+
+
+@dataclass
+class KernelCall:
+    """One gated-delta-rule kernel call as the wrapper saw it (shapes in the module docstring).
+    start: sequence position of the call's first token; output: the kernel's (o, final_state), kept only
+    when the recorder keeps calls (tests, probes)."""
+
+    layer: int
+    kind: str  # "chunk" or "recurrent"
+    start: int
+    query: torch.Tensor
+    key: torch.Tensor
+    value: torch.Tensor
+    g: torch.Tensor
+    beta: torch.Tensor
+    initial_state: torch.Tensor | None
+    use_qk_l2norm: bool
+    output: tuple | None = None
+
+
+@dataclass
+class DeltaNetCapture:
+    """DeltaNet state statistics of the forward calls since the last collect, on the CPU.
+
+    L = DeltaNet layers, N rows = the calls' tokens concatenated (within a call, token t of batch row b is row
+    b*T + t, as in RoutingCapture), H = value heads. All float fields fp32.
+    layers [L]; positions [N] int64 token position in its sequence (continues across cached decode calls).
+    state_norm_mean/_max [L, N]: mean/max over heads of ||S_t||_F after token t's update (units of v).
+    decay_mean/_min [L, N]: exp(g); beta_mean/_max [L, N]; half_life_mean/_max [L, N]: ln2 / -g in tokens.
+    head_rows [M]: rows with per-head values; head_state_norm, head_decay, head_beta, head_half_life [L, M, H].
+    segments [S, 2]: (first row, end row) of each (call, batch row); segment_tokens [S];
+        segment_state_norm_sum/_max, segment_decay_sum, segment_beta_sum, segment_log_decay_sum [L, S, H].
+    recall_pairs [P, 2] (key_pos, value_pos) or None; recall_rel_err, recall_cos [L, P, N, H]: readout
+        r = S_t^T k_key against v_value (see ops.state_norms); NaN before key_pos and on rows not computed
+        (decode steps, calls continuing a cached state).
+    snapshot_rows [Q]; snapshot_eff_rank, snapshot_top_sv [L, Q, H].
+    path: "torch", "fla" or "fla+torch" (prefill on fla, decode on torch).
+    """
+
+    layers: list[int]
+    positions: torch.Tensor
+    state_norm_mean: torch.Tensor
+    state_norm_max: torch.Tensor
+    decay_mean: torch.Tensor
+    decay_min: torch.Tensor
+    beta_mean: torch.Tensor
+    beta_max: torch.Tensor
+    half_life_mean: torch.Tensor
+    half_life_max: torch.Tensor
+    head_rows: torch.Tensor
+    head_state_norm: torch.Tensor
+    head_decay: torch.Tensor
+    head_beta: torch.Tensor
+    head_half_life: torch.Tensor
+    segments: torch.Tensor
+    segment_tokens: torch.Tensor
+    segment_state_norm_sum: torch.Tensor
+    segment_state_norm_max: torch.Tensor
+    segment_decay_sum: torch.Tensor
+    segment_beta_sum: torch.Tensor
+    segment_log_decay_sum: torch.Tensor
+    recall_pairs: torch.Tensor | None
+    recall_rel_err: torch.Tensor | None
+    recall_cos: torch.Tensor | None
+    snapshot_rows: torch.Tensor
+    snapshot_eff_rank: torch.Tensor
+    snapshot_top_sv: torch.Tensor
+    path: str
+
+
+def fla_for(device: torch.device) -> tuple:
+    """(fwd_h, g_scale) when fla's chunk recursion imports and calibrates on `device`, else (None, reason).
+    Calibrated once per device and process."""
+    key = str(device)
+    if key not in _FLA:
+        if device.type != "cuda":
+            _FLA[key] = (None, f"fla needs a CUDA device, got {device}")
+        elif importlib.util.find_spec("fla") is None:
+            _FLA[key] = (None, "fla is not installed")
+        else:
+            try:  # any failure of this optional fast path (import, signature, Triton, numbers) means: use torch
+                fwd_h = fla_states.load_fla_fwd_h()
+                _FLA[key] = (fwd_h, fla_states.calibrate(fwd_h, device))
+            except Exception as error:  # noqa: BLE001 - the reason is kept and reported (DeltaNetCapture, bench)
+                _FLA[key] = (None, f"{fla_states.FLA_FWD_H} unusable: {type(error).__name__}: {error}")
+    return _FLA[key]
+
+
+class KernelPatch:
+    """Replaces `module.<name>` with `make_wrapper(original)`; `remove()` puts the original back. It looks like
+    a hook handle, so capture's finally removes it with the hooks (also after an error)."""
+
+    def __init__(self, module, name: str, make_wrapper):
+        self.module, self.name = module, name
+        self.original = getattr(module, name)
+        setattr(module, name, make_wrapper(self.original))
+
+    def remove(self) -> None:
+        setattr(self.module, self.name, self.original)
+
+
+def _snapshot_locals(positions: tuple[int, ...], call: KernelCall, seq_len: int) -> list[int]:
+    """Requested positions -> indices inside this call: non-negative = absolute positions, negative = from the
+    end of a prefill (chunk) call. Positions outside the call are skipped."""
+    local = set()
+    for p in positions:
+        absolute = p if p >= 0 else (call.start + seq_len + p if call.kind == "chunk" else -1)
+        if absolute >= 0 and 0 <= absolute - call.start < seq_len:
+            local.add(absolute - call.start)
+    return sorted(local)
+
+
+class DeltaNetRecorder:
+    """Wraps the kernels, computes per-call statistics on the kernel's device, and holds them until collect."""
+
+    def __init__(self, settings: CaptureSettings, keep_calls: bool = False):
+        self.settings = settings
+        self.keep_calls = keep_calls  # keep every KernelCall with its inputs and output (memory heavy)
+        self.calls: list[KernelCall] = []
+        self.current_layer: int | None = None
+        self.recall_pairs: torch.Tensor | None = None
+        self._called = False
+        self._next_position: dict[int, int] = {}
+        self._records: dict[int, list[dict]] = {}
+
+    # --- observation -------------------------------------------------------------------------------
+    def set_recall_pairs(self, pairs) -> None:
+        """(key_pos, value_pos) token pairs [P, 2] for the following prefill calls (None = no recall)."""
+        self.recall_pairs = None if pairs is None else torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
+
+    def enter_layer(self, layer: int):
+        def hook(module, args):
+            self.current_layer, self._called = layer, False
+
+        return hook
+
+    def leave_layer(self, module, args, output) -> None:
+        layer, self.current_layer = self.current_layer, None
+        if not self._called:
+            raise RuntimeError(
+                f"DeltaNet layer {layer} ran without calling a patched gated-delta-rule kernel global: its forward "
+                "no longer looks the kernel up by module name, so the state cannot be observed"
+            )
+
+    def wrap(self, original, kind: str):
+        signature = inspect.signature(original)  # functools.wraps: the torch function's signature, also for fla
+
+        def kernel(*args, **kwargs):
+            if self.current_layer is None:
+                return original(*args, **kwargs)
+            arguments = signature.bind(*args, **kwargs).arguments
+            call = self._read_call(self.current_layer, kind, arguments)
+            self._called = True
+            with torch.no_grad():
+                self._observe(call)
+            result = original(*args, **kwargs)
+            if self.keep_calls:
+                call.output = tuple(None if x is None else x.detach().clone() for x in result)
+                self.calls.append(call)
+            return result
+
+        kernel.__wrapped__ = original
+        return kernel
+
+    def _read_call(self, layer: int, kind: str, arguments: dict) -> KernelCall:
+        initial_state = arguments.get("initial_state")
+        start = 0 if initial_state is None else self._next_position.get(layer, 0)
+        self._next_position[layer] = start + arguments["value"].shape[1]
+        copy = (lambda x: x.detach().clone()) if self.keep_calls else (lambda x: x.detach())
+        return KernelCall(
+            layer=layer, kind=kind, start=start,
+            query=copy(arguments["query"]), key=copy(arguments["key"]), value=copy(arguments["value"]),
+            g=copy(arguments["g"]), beta=copy(arguments["beta"]),
+            initial_state=None if initial_state is None else copy(initial_state),
+            use_qk_l2norm=bool(arguments.get("use_qk_l2norm_in_kernel", False)),
+        )
+
+    # --- statistics --------------------------------------------------------------------------------
+    def path_for(self, call: KernelCall) -> str:
+        requested = self.settings.deltanet_path
+        if call.kind != "chunk" or requested == "torch":
+            return "torch"
+        fwd_h, detail = fla_for(call.value.device)
+        if fwd_h is None:
+            if requested == "fla":
+                raise RuntimeError(f"deltanet_path='fla' but {detail}")
+            return "torch"
+        return "fla"
+
+    def _recall_pairs_for(self, call: KernelCall, seq_len: int) -> torch.Tensor | None:
+        pairs = self.recall_pairs
+        if pairs is None or call.kind != "chunk" or call.start != 0 or pairs.numel() == 0:
+            return None
+        return pairs if int(pairs.max()) < seq_len else None
+
+    def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int]):
+        """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device."""
+        if path == "fla":
+            fwd_h, g_scale = fla_for(call.value.device)
+            states, v_new = fla_states.chunk_states_from_kernel(
+                fwd_h, call.key, call.value, call.g, call.beta, call.initial_state, g_scale, call.use_qk_l2norm)
+            return state_norms_from_chunk_states(call.key, call.g, states, v_new, call.value, pairs, snaps,
+                                                 chunk_size=fla_states.CHUNK_SIZE, use_qk_l2norm=call.use_qk_l2norm)
+        return chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
+                                   snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm)
+
+    def _observe(self, call: KernelCall) -> None:
+        """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
+        B, T, H = call.g.shape
+        pairs = self._recall_pairs_for(call, T)
+        snaps = _snapshot_locals(self.settings.state_snapshots, call, T)
+        path = self.path_for(call)
+        stats = self._state_stats(call, path, pairs, snaps)
+        g, beta = call.g.float(), call.beta.float()  # [B, T, H]
+        gates = gate_stats(g, beta)
+        norm = stats.state_norm  # [B, T, H] fp32
+        record = {"path": path, "rows": B * T, "positions": (call.start + torch.arange(T)).repeat(B)}
+        for name, x, extreme in (("state_norm", norm, "max"), ("decay", gates.decay, "min"), ("beta", beta, "max"),
+                                 ("half_life", gates.half_life, "max")):  # each [B, T, H] -> [B*T] over heads
+            record[f"{name}_mean"] = x.mean(-1).reshape(-1)
+            record[f"{name}_{extreme}"] = (x.amax(-1) if extreme == "max" else x.amin(-1)).reshape(-1)
+        # per-head rows: every token ("per_head") or positions divisible by the stride
+        stride = 1 if self.settings.deltanet_heads == "per_head" else self.settings.deltanet_head_stride
+        if stride:
+            first = (-call.start) % stride
+            local = torch.arange(first, T, stride)
+            record["head_rows"] = (torch.arange(B)[:, None] * T + local[None, :]).reshape(-1)
+            for name, x in zip(PER_HEAD, (norm, gates.decay, beta, gates.half_life)):
+                record[f"head_{name}"] = x[:, first::stride].reshape(-1, H)
+        else:
+            record["head_rows"] = torch.zeros(0, dtype=torch.long)
+            for name in PER_HEAD:
+                record[f"head_{name}"] = norm.new_zeros(0, H)
+        # one segment per batch row: sums over its tokens (per-sequence head summaries combine them)
+        record["segments"] = torch.stack([torch.arange(B) * T, torch.arange(B) * T + T], 1)
+        record["segment_tokens"] = torch.full((B,), T, dtype=torch.long)
+        for name, x in zip(SEGMENT_SUMS, (norm.sum(1), norm.amax(1), gates.decay.sum(1), beta.sum(1), g.sum(1))):
+            record[f"segment_{name}"] = x  # [B, H]
+        # recall: [P, B*T, H], NaN where not computed
+        if self.recall_pairs is not None:
+            record["recall_pairs"] = self.recall_pairs
+            P = self.recall_pairs.shape[0]
+            if pairs is None:
+                record["recall_rel_err"] = record["recall_cos"] = norm.new_full((P, B * T, H), float("nan"))
+            else:
+                record["recall_rel_err"] = stats.recall_rel_err.transpose(0, 1).reshape(P, B * T, H)
+                record["recall_cos"] = stats.recall_cos.transpose(0, 1).reshape(P, B * T, H)
+        record["snapshot_rows"] = (torch.arange(B)[:, None] * T + torch.tensor(snaps, dtype=torch.long)).reshape(-1)
+        if snaps:
+            record["snapshot_eff_rank"] = stats.snapshot_eff_rank.reshape(-1, H)
+            record["snapshot_top_sv"] = stats.snapshot_top_sv.reshape(-1, H)
+        else:
+            record["snapshot_eff_rank"] = record["snapshot_top_sv"] = norm.new_zeros(0, H)
+        self._records.setdefault(call.layer, []).append(record)
+
+    # --- collection --------------------------------------------------------------------------------
+    def collect(self) -> DeltaNetCapture | None:
+        """Everything recorded since the last collect, moved to the CPU with one copy per field (no
+        synchronisation per layer), then cleared. None when nothing was recorded."""
+        if not self._records:
+            return None
+        layers = sorted(self._records)
+        first = self._records[layers[0]]
+        shapes = {tuple(r["rows"] for r in self._records[layer]) for layer in layers}
+        if len(shapes) != 1:
+            raise RuntimeError(f"DeltaNet layers saw different forward calls (tokens per call): {shapes}")
+        pair_sets = {None if "recall_pairs" not in r else tuple(map(tuple, r["recall_pairs"].tolist())) for r in first}
+        if len(pair_sets) != 1:
+            raise RuntimeError("recall pairs changed between forward calls of one collect; collect after each sequence")
+        offsets = torch.tensor([0] + [r["rows"] for r in first]).cumsum(0)[:-1].tolist()
+
+        def rows(name: str) -> torch.Tensor:  # CPU row indices of every call, shifted to the concatenation
+            return torch.cat([r[name] + offset for r, offset in zip(first, offsets)])
+
+        def gather(name: str, dim: int = 0) -> torch.Tensor:  # [L, ...]: cat calls, stack layers, one copy
+            tensors = [torch.cat([r[name] for r in self._records[layer]], dim) for layer in layers]
+            device = tensors[0].device
+            return torch.stack([t.to(device) for t in tensors]).cpu()
+
+        has_recall = "recall_pairs" in first[0]
+        paths = sorted({r["path"] for r in first})
+        capture = DeltaNetCapture(
+            layers=layers,
+            positions=torch.cat([r["positions"] for r in first]),
+            **{name: gather(name) for name in AGGREGATES},
+            head_rows=rows("head_rows"),
+            **{f"head_{name}": gather(f"head_{name}") for name in PER_HEAD},
+            segments=rows("segments"),
+            segment_tokens=torch.cat([r["segment_tokens"] for r in first]),
+            **{f"segment_{name}": gather(f"segment_{name}") for name in SEGMENT_SUMS},
+            recall_pairs=first[0]["recall_pairs"] if has_recall else None,
+            recall_rel_err=gather("recall_rel_err", 1) if has_recall else None,
+            recall_cos=gather("recall_cos", 1) if has_recall else None,
+            snapshot_rows=rows("snapshot_rows"),
+            snapshot_eff_rank=gather("snapshot_eff_rank"),
+            snapshot_top_sv=gather("snapshot_top_sv"),
+            path="+".join(paths),
+        )
+        self._records.clear()
+        return capture
+
+
+def deltanet_layers(model: torch.nn.Module, adapter) -> dict[int, torch.nn.Module]:
+    """Decoder-layer index -> DeltaNet module, for every layer whose config kind is linear attention."""
+    layers = model.get_submodule(adapter.layers)
+    kinds = adapter.layer_kinds(model.config)
+    return {i: layers[i].get_submodule(adapter.linear_attention) for i, kind in enumerate(kinds)
+            if kind == LINEAR_ATTENTION}
+
+
+def register_deltanet(run) -> None:
+    """Patch the kernel globals of every modeling module of the adapter and hook every DeltaNet layer; every
+    patch and hook goes into run.handles, which capture's finally removes."""
+    adapter = run.adapter
+    modules = deltanet_layers(run.model, adapter) if adapter.linear_attention else {}
+    if not modules or not adapter.modeling_modules:
+        raise ValueError(f"{adapter.architecture}: no DeltaNet layer (layer kind {LINEAR_ATTENTION!r}) or no "
+                         "modeling module to patch; deltanet capture needs both")
+    run.deltanet = DeltaNetRecorder(run.settings)
+    for module_name in adapter.modeling_modules:
+        module = importlib.import_module(module_name)
+        for name, kind in KERNEL_GLOBALS:
+            run.handles.append(KernelPatch(module, name, lambda original, kind=kind: run.deltanet.wrap(original, kind)))
+    for index, module in modules.items():
+        run.handles.append(module.register_forward_pre_hook(run.deltanet.enter_layer(index)))
+        run.handles.append(module.register_forward_hook(run.deltanet.leave_layer))
+
+
+def needle_recall_pairs(spans) -> list[tuple[int, int]]:
+    """Planted (key_pos, value_pos) pairs of a prompt: for every token span whose name starts with "needle" and
+    covers at least one token, its last token as both key and value position (spans: workbench.spans.TokenSpan)."""
+    return [(s.end_token - 1, s.end_token - 1) for s in spans
+            if s.name.startswith("needle") and s.end_token > s.start_token]

@@ -1,0 +1,167 @@
+"""DeltaNetCapture -> Arrow tables in the trace schema (`deltanet`, `deltanet_heads`, `deltanet_head_summary`,
+`state_recall`, `state_snapshots`), the rows of one sequence at a time.
+
+Size of the default `deltanet` table before compression: `deltanet_row_bytes()` (26) bytes per token per DeltaNet
+layer, i.e. 36 x 26 = 936 bytes per token for Qwen3-Next-80B (36 DeltaNet layers); seq_id and run_id are
+dictionary/run-length encoded in Parquet and cost next to nothing per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..capture.deltanet import DeltaNetCapture
+from .schema import TABLES, table_schema
+from .tables import _list_column
+
+
+def deltanet_row_bytes() -> int:
+    """Bytes of one `deltanet` row's fixed-width columns (everything but seq_id), from the schema."""
+    return sum(c.type.bit_width // 8 for c in TABLES["deltanet"] if pa.types.is_integer(c.type)
+               or pa.types.is_floating(c.type))
+
+
+def deltanet_bytes_per_token(num_deltanet_layers: int) -> int:
+    """Uncompressed bytes the default `deltanet` table adds per token: layers x row bytes."""
+    return num_deltanet_layers * deltanet_row_bytes()
+
+
+def _in_slice(indices, rows: slice) -> np.ndarray:
+    indices = np.asarray(indices)
+    return (indices >= rows.start) & (indices < rows.stop)
+
+
+def _seq(seq_id: str, n: int) -> pa.Array:
+    return pa.array([seq_id] * n, type=pa.string())
+
+
+def _layer_major(capture: DeltaNetCapture, n: int) -> np.ndarray:
+    return np.repeat(np.asarray(capture.layers, dtype=np.int16), n)
+
+
+def deltanet_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table:
+    """One row per (DeltaNet layer, token) of rows `rows`, ordered (layer, position)."""
+    positions = capture.positions[rows].numpy().astype(np.int32)
+    n, L = len(positions), len(capture.layers)
+
+    def flat(tensor, dtype):  # [L, N] -> [L * n]
+        return tensor[:, rows].reshape(-1).numpy().astype(dtype)
+
+    columns = {"seq_id": _seq(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
+    for column in TABLES["deltanet"][3:]:
+        columns[column.name] = flat(getattr(capture, column.name), column.type.to_pandas_dtype())
+    return pa.table(columns, schema=table_schema("deltanet"))
+
+
+def deltanet_heads_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
+    """Per-head rows of the sequence (positions chosen at capture), or None when there are none."""
+    keep = _in_slice(capture.head_rows, rows)
+    if not keep.any():
+        return None
+    selected = capture.head_rows[keep]
+    positions = capture.positions[selected].numpy().astype(np.int32)
+    n, L = len(positions), len(capture.layers)
+    schema = table_schema("deltanet_heads")
+    columns = {"seq_id": _seq(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
+    for name in ("state_norm", "decay", "beta", "half_life"):
+        values = getattr(capture, f"head_{name}")[:, keep]  # [L, n, H]
+        arrow_type = schema.field(name).type
+        columns[name] = _list_column(values.reshape(L * n, -1).numpy().astype(arrow_type.value_type.to_pandas_dtype()),
+                                     arrow_type)
+    return pa.table(columns, schema=schema)
+
+
+def deltanet_head_summary_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
+    """One row per (layer, value head): the sequence's segments (call x batch row) combined."""
+    segments = capture.segments.numpy()
+    keep = (segments[:, 0] >= rows.start) & (segments[:, 1] <= rows.stop)
+    if not keep.any():
+        return None
+    tokens = int(capture.segment_tokens[keep].sum())
+    L, H = len(capture.layers), capture.segment_state_norm_sum.shape[-1]
+
+    def total(name):  # [L, S, H] -> [L * H] over the kept segments
+        return getattr(capture, f"segment_{name}")[:, keep].sum(1).reshape(-1).double().numpy()
+
+    log_decay_mean = total("log_decay_sum") / tokens
+    with np.errstate(divide="ignore"):
+        half_life = np.where(log_decay_mean < 0, np.log(2.0) / -log_decay_mean, np.inf)
+    return pa.table(
+        {
+            "seq_id": _seq(seq_id, L * H),
+            "layer": _layer_major(capture, H),
+            "head": np.tile(np.arange(H, dtype=np.int16), L),
+            "tokens": np.full(L * H, tokens, dtype=np.int32),
+            "state_norm_mean": (total("state_norm_sum") / tokens).astype(np.float32),
+            "state_norm_max": capture.segment_state_norm_max[:, keep].amax(1).reshape(-1).numpy().astype(np.float32),
+            "decay_mean": (total("decay_sum") / tokens).astype(np.float32),
+            "beta_mean": (total("beta_sum") / tokens).astype(np.float32),
+            "log_decay_mean": log_decay_mean.astype(np.float32),
+            "half_life": half_life.astype(np.float32),
+        },
+        schema=table_schema("deltanet_head_summary"),
+    )
+
+
+def state_recall_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
+    """One row per (layer, pair, token t >= key_pos) where recall was computed, or None."""
+    if capture.recall_pairs is None:
+        return None
+    rel_err = capture.recall_rel_err[:, :, rows].numpy()  # [L, P, n, H]
+    cos = capture.recall_cos[:, :, rows].numpy()
+    layer_i, pair_i, token_i = np.nonzero(~np.isnan(rel_err[..., 0]))
+    if not len(layer_i):
+        return None
+    rel_err, cos = rel_err[layer_i, pair_i, token_i], cos[layer_i, pair_i, token_i]  # [R, H]
+    pairs = capture.recall_pairs.numpy()
+    schema = table_schema("state_recall")
+    return pa.table(
+        {
+            "seq_id": _seq(seq_id, len(layer_i)),
+            "layer": np.asarray(capture.layers, dtype=np.int16)[layer_i],
+            "pair": pair_i.astype(np.int16),
+            "key_pos": pairs[pair_i, 0].astype(np.int32),
+            "value_pos": pairs[pair_i, 1].astype(np.int32),
+            "position": capture.positions[rows].numpy()[token_i].astype(np.int32),
+            "rel_err_mean": rel_err.mean(-1).astype(np.float16),
+            "rel_err_min": rel_err.min(-1).astype(np.float16),
+            "cos_mean": cos.mean(-1).astype(np.float16),
+            "cos_max": cos.max(-1).astype(np.float16),
+            "rel_err": _list_column(rel_err.astype(np.float16), schema.field("rel_err").type),
+            "cos": _list_column(cos.astype(np.float16), schema.field("cos").type),
+        },
+        schema=schema,
+    )
+
+
+def state_snapshots_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
+    """One row per (layer, snapshot position, value head), or None without snapshots in the sequence."""
+    keep = _in_slice(capture.snapshot_rows, rows)
+    if not keep.any():
+        return None
+    positions = capture.positions[capture.snapshot_rows[keep]].numpy().astype(np.int32)
+    eff_rank = capture.snapshot_eff_rank[:, keep].numpy()  # [L, Q, H]
+    L, Q, H = eff_rank.shape
+    return pa.table(
+        {
+            "seq_id": _seq(seq_id, L * Q * H),
+            "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), Q * H),
+            "position": np.tile(np.repeat(positions, H), L),
+            "head": np.tile(np.arange(H, dtype=np.int16), L * Q),
+            "eff_rank": eff_rank.reshape(-1).astype(np.float32),
+            "top_sv": capture.snapshot_top_sv[:, keep].reshape(-1).numpy().astype(np.float32),
+        },
+        schema=table_schema("state_snapshots"),
+    )
+
+
+def deltanet_tables(seq_id: str, capture: DeltaNetCapture, rows: slice) -> dict[str, pa.Table]:
+    """Every DeltaNet table that has rows for this sequence (`deltanet` always)."""
+    tables = {"deltanet": deltanet_table(seq_id, capture, rows)}
+    for name, build in (("deltanet_heads", deltanet_heads_table), ("deltanet_head_summary", deltanet_head_summary_table),
+                        ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table)):
+        table = build(seq_id, capture, rows)
+        if table is not None:
+            tables[name] = table
+    return tables
