@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 trace: install
-	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE)
+	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE) --deltanet --attention
 
 demo: trace
 	$(VENV)/bin/workbench info $(TRACE)

@@ -215,3 +215,24 @@ def test_row_length_curriculum():
     assert {train.row_length(rng, 0.05, 4096) for _ in range(200)} == {256, 512}
     assert {train.row_length(rng, 0.5, 4096) for _ in range(400)} == set(train.ROW_LENGTHS)
     assert max(train.row_length(rng, 0.5, 1024) for _ in range(200)) == 1024
+
+
+def test_shipped_prompt_files_are_current_and_valid(tmp_path):
+    """datasets/prompts/ is exactly what probes/write_prompts.py writes, and every file passes the
+    prompt reader's checks (unique ids, spans inside the text, unique span names)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from workbench.prompts import read_prompts
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "probes" / "write_prompts.py"), "--out", str(tmp_path)], check=True,
+                   cwd=root)
+    shipped = root / "datasets" / "prompts"
+    for fresh in sorted(tmp_path.rglob("*.jsonl")):
+        relative = fresh.relative_to(tmp_path)
+        assert (shipped / relative).read_bytes() == fresh.read_bytes(), f"{relative} is stale"
+        for prompt in read_prompts(fresh):
+            names = [span["name"] for span in prompt.extra.get("spans", [])]
+            assert len(names) == len(set(names))

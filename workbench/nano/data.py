@@ -280,11 +280,29 @@ GENERATORS = {"passkey": gen_passkey, "assoc_recall": gen_assoc_recall, "copy": 
               "arithmetic": gen_arithmetic, "code": gen_code, "prose": gen_prose}
 
 
+def _unique_span_names(spans: list[dict]) -> list[dict]:
+    """Span names are keys downstream (span mass per name): a name used n > 1 times keeps its plain
+    form on its last span and becomes name_1 .. name_{n-1} on the earlier ones (text order)."""
+    counts: dict[str, int] = {}
+    for span in spans:
+        counts[span["name"]] = counts.get(span["name"], 0) + 1
+    seen: dict[str, int] = {}
+    renamed = []
+    for span in spans:
+        name = span["name"]
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] < counts[name]:
+            name = f"{name}_{seen[name]}"
+        renamed.append({**span, "name": name})
+    return renamed
+
+
 def make_record(doc: Doc, record_id: str) -> dict:
     """The JSON-ready record of a Doc (see the module docstring)."""
     text = "".join(doc.pieces)
     spans = [{"name": name, "start": c0, "end": c1} for name, c0, c1, _, _ in doc.spans]
     answers = [s for s in spans if s["name"] == "answer"]
+    spans = _unique_span_names(spans)
     answer = text[answers[-1]["start"]: answers[-1]["end"]] if answers else None
     prompt = text[: answers[-1]["start"]] if answers else text
     return {"id": record_id, "text": text, "label": doc.label, "spans": spans, "answer": answer,
