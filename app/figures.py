@@ -21,6 +21,7 @@ def expert_load_heatmap(load: pd.DataFrame) -> go.Figure:
         labels={"x": "expert", "y": "layer", "color": "load fraction"},
     )
     figure.update_layout(title="Expert load per layer (fraction of top-k slots)")
+    figure.update_yaxes(type="category")  # MoE layers only, even when dense layers sit between them
     return figure
 
 

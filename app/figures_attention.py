@@ -24,6 +24,8 @@ def layer_head_heatmap(frame: pd.DataFrame, value: str, title: str, zmax: float 
         text_auto=".2f",
     )
     figure.update_layout(title=title)
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(type="category")  # only the layers present, not a numeric 1..9 axis
     return figure
 
 

@@ -46,4 +46,7 @@ left, right = st.columns(2)
 seq_id = left.selectbox("Sequence", seq_ids)
 layer = right.selectbox("Layer", manifest["moe_layers"])
 frame = sequence_routing(routing, tokens, seq_id, layer)
+if len(frame) > 1:
+    window = st.slider("Positions", 0, len(frame) - 1, (0, min(len(frame) - 1, 255)))
+    frame = frame[(frame.position >= window[0]) & (frame.position <= window[1])]
 st.plotly_chart(token_topk_figure(topk_long(frame), frame[["position", "token"]]), width="stretch")

@@ -20,6 +20,17 @@ def trace_dir(tmp_path_factory, tiny_next, tokenizer):
     return out
 
 
+def _plotly_array(value):
+    """Plotly may ship arrays as {'dtype', 'bdata' (base64)}."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
 def test_page_renders_heatmap_and_tokens(trace_dir):
     from streamlit.testing.v1 import AppTest
 
@@ -33,6 +44,13 @@ def test_page_renders_heatmap_and_tokens(trace_dir):
     assert "4 layers" not in at.caption[0].value and "busiest slot" in at.caption[0].value
     at.selectbox[1].set_value("two").run()
     assert not at.exception
+    at.slider[0].set_value((1, 3)).run()
+    assert not at.exception
+    import json
+
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    positions = {int(x) for trace in figure["data"] for x in _plotly_array(trace["x"])}
+    assert positions == {1, 2, 3}
 
 
 def test_page_reports_bad_folder(tmp_path):
