@@ -20,14 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .analysis.retrieval import copy_hits, retrieval_scores
-from .capture import CaptureSettings, capture, moe_layers
+from .capture import CaptureSettings, capture
 from .loading import LoadedModel
 from .prompts import Prompt
 from .spans import parse_spans, spans_to_tokens, token_offsets
-from .trace import SCHEMA_VERSION, TraceWriter
+from .trace import TraceWriter
 from .trace.attention_tables import retrieval_table, spans_table
 from .trace.tables import tokens_table
-from .tracing import _tokenizer_facts, package_versions
+from .tracing import run_manifest
 
 
 @dataclass
@@ -159,19 +159,12 @@ def trace_retrieval(
                             "needle": [span.start_token, span.end_token],
                             "produced": tokenizer.decode(copy.produced.tolist()),
                             "needle_text": tokenizer.decode(ids[span.start_token : span.end_token])})
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "started": started.isoformat(),
-            "finished": datetime.now(timezone.utc).isoformat(),
-            "model": loaded.describe(),
-            "layer_kinds": loaded.adapter.layer_kinds(model.config),
-            "moe_layers": sorted(moe_layers(model, loaded.adapter)),
-            "capture": CaptureSettings(routing=False, attention=True, attention_stride=0, attention_topk=1).to_dict(),
-            "probe": {"name": "retrieval_heads", "needle": needle, "steps": steps, "teacher_forcing": teacher_forcing},
-            "tokenizer": _tokenizer_facts(tokenizer),
-            "prompts": records,
-            "num_tokens": sum(r["num_tokens"] for r in records),
-            "packages": package_versions(),
-        }
+        manifest = run_manifest(
+            loaded,
+            CaptureSettings(routing=False, attention=True, attention_stride=0, attention_topk=1),
+            records,
+            started,
+            probe={"name": "retrieval_heads", "needle": needle, "steps": steps, "teacher_forcing": teacher_forcing},
+        )
         path = writer.commit(manifest)
     return RetrievalSummary(writer.run_id, path, len(prompts), scores)

@@ -34,6 +34,26 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records: list[dict], started: datetime,
+                 **extra) -> dict:
+    """The run manifest every writer of a run commits (see README: trace folder layout)."""
+    model = loaded.model
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "model": loaded.describe(),
+        "layer_kinds": loaded.adapter.layer_kinds(model.config),
+        "moe_layers": sorted(moe_layers(model, loaded.adapter)),
+        "capture": settings.to_dict(),
+        "tokenizer": _tokenizer_facts(loaded.tokenizer),
+        "prompts": prompt_records,
+        "num_tokens": sum(record["num_tokens"] for record in prompt_records),
+        "packages": package_versions(),
+        **extra,
+    }
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -102,18 +122,6 @@ def trace_prompts(
             num_tokens += len(token_ids)
             prompt_records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(token_ids),
                                    "text": prompt.text, **prompt.extra})
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "started": started.isoformat(),
-            "finished": datetime.now(timezone.utc).isoformat(),
-            "model": loaded.describe(),
-            "layer_kinds": loaded.adapter.layer_kinds(model.config),
-            "moe_layers": sorted(moe_layers(model, loaded.adapter)),
-            "capture": settings.to_dict(),
-            "tokenizer": _tokenizer_facts(tokenizer),
-            "prompts": prompt_records,
-            "num_tokens": num_tokens,
-            "packages": package_versions(),
-        }
+        manifest = run_manifest(loaded, settings, prompt_records, started)
         path = writer.commit(manifest)
         return RunSummary(writer.run_id, path, len(prompts), num_tokens)
