@@ -1,0 +1,52 @@
+"""Everything on at once (routing with logits, DeltaNet state with per-head rows, snapshots and recall,
+attention stats with spans): logits unchanged, the model left exactly as it was, on exit and on error."""
+
+import pytest
+import torch
+
+from workbench.capture import CaptureSettings, capture
+
+ALL = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stride=4, state_snapshots=(-1,),
+                      attention=True, attention_stride=8, attention_topk=4)
+
+
+def _model_state(model):
+    """What capture could leave behind: hooks, attention implementation, kernel globals."""
+    from transformers.models.qwen3_next import modeling_qwen3_next as qwen3_next
+
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    kernels = (qwen3_next.torch_chunk_gated_delta_rule, qwen3_next.torch_recurrent_gated_delta_rule)
+    return hooks, model.config._attn_implementation, kernels
+
+
+@pytest.fixture
+def input_ids(tiny_next):
+    return torch.randint(0, tiny_next.config.vocab_size, (1, 45), generator=torch.Generator().manual_seed(5))
+
+
+def test_all_capture_on_leaves_logits_unchanged(tiny_next, input_ids):
+    before = _model_state(tiny_next)
+    with torch.no_grad():
+        plain = tiny_next(input_ids=input_ids, use_cache=False).logits
+        with capture(tiny_next, ALL) as run:
+            run.set_recall_pairs(torch.tensor([[10, 10]]))
+            run.set_attention_sequence([("needle", 8, 12)], [30])
+            traced = tiny_next(input_ids=input_ids, use_cache=False).logits
+            routing, deltanet, attention = run.collect_routing(), run.collect_deltanet(), run.collect_attention()
+    assert (traced - plain).abs().max().item() <= 1e-6
+    assert routing.router_logits is not None and deltanet is not None and attention is not None
+    assert _model_state(tiny_next) == before
+
+
+def test_all_capture_restores_after_an_error(tiny_next, input_ids):
+    before = _model_state(tiny_next)
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch.no_grad(), capture(tiny_next, ALL):
+            tiny_next(input_ids=input_ids, use_cache=False)
+            raise RuntimeError("error inside the capture")
+    assert _model_state(tiny_next) == before
+    with torch.no_grad():
+        again = tiny_next(input_ids=input_ids, use_cache=False).logits
+        with capture(tiny_next, ALL):
+            traced = tiny_next(input_ids=input_ids, use_cache=False).logits
+    assert (traced - again).abs().max().item() <= 1e-6
