@@ -71,3 +71,19 @@ def test_readme_documents_the_current_schema():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert schema_markdown().strip() in readme, "README's column table is stale: paste `workbench schema`"
+
+
+def test_bad_flags_fail_clearly_before_loading(tmp_path, next_checkpoint):
+    out = tmp_path / "trace"
+    base = ["trace", "--model", str(next_checkpoint), "--text", "abc", "--out", str(out)]
+    for extra, message in [
+        (["--max-tokens", "0"], "--max-tokens"),
+        (["--max-tokens", "-3"], "--max-tokens"),
+        (["--dtype", "fp16"], "--dtype takes auto, float32, bfloat16, float16, got 'fp16'"),
+        (["--device", "cpu", "--device-map", "auto"], "either --device or --device-map"),
+    ]:
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output, (extra, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert not out.exists()

@@ -42,3 +42,10 @@ def test_missing_and_empty_files(tmp_path):
         read_prompts(tmp_path / "none.jsonl")
     with pytest.raises(PromptFileError, match="holds no prompts"):
         read_prompts(_write(tmp_path, "\n\n"))
+
+
+def test_non_utf8_file_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"id": "a", "text": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(PromptFileError, match="latin1.jsonl is not UTF-8 text"):
+        read_prompts(path)

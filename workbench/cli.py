@@ -27,7 +27,8 @@ def trace(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
     device_map: Optional[str] = typer.Option(None, "--device-map", help="e.g. 'auto' to spread over GPUs."),
     router_logits: bool = typer.Option(False, "--router-logits", help="Also store full router logits."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Truncate each prompt to this many tokens."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1,
+                                             help="Truncate each prompt to this many tokens."),
     attention: bool = typer.Option(False, "--attention", help="Attention recall of full-attention layers: span "
                                    "masses, top-k keys, entropy, sink, distance per analysed query and head; gates."),
     attention_stride: int = typer.Option(64, "--attention-stride", min=0, help="Analyse every N-th token (0: only the "
@@ -49,7 +50,7 @@ def trace(
 ):
     """Trace prompts through a model and append one run to OUT."""
     from .capture import CaptureSettings
-    from .loading import ModelNotAvailable, load_model
+    from .loading import DTYPES, ModelNotAvailable, load_model
     from .adapters import UnsupportedArchitecture
     from .prompts import PromptFileError, prompt_from_text, read_prompts
     from .trace import TraceFolderError
@@ -65,6 +66,10 @@ def trace(
         _fail("--deltanet-heads, --deltanet-head-stride, --state-snapshot and --deltanet-path need --deltanet")
     if deltanet_heads not in ("aggregate", "per_head") or deltanet_path not in ("auto", "fla", "torch"):
         _fail("--deltanet-heads takes aggregate or per_head; --deltanet-path takes auto, fla or torch")
+    if dtype not in DTYPES:
+        _fail(f"--dtype takes {', '.join(DTYPES)}, got {dtype!r}")
+    if device is not None and device_map is not None:
+        _fail("give either --device or --device-map, not both")
     try:
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
         prepare_for_append(out)  # check the folder before spending time on the model

@@ -54,7 +54,11 @@ def read_prompts(path: str | Path) -> list[Prompt]:
         raise PromptFileError(f"prompts file {path} does not exist")
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise PromptFileError(f"prompts file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         prompt = _parse_line(line, f"{path}, line {number}")

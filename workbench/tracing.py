@@ -83,6 +83,8 @@ def trace_prompts(
 
     Nothing reaches `out` until every prompt has run: an error leaves earlier runs untouched.
     """
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"max_tokens must be an integer >= 1 (or None), got {max_tokens!r}")  # [:-n] would cut the end
     settings = settings or CaptureSettings()
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device

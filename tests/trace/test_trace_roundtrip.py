@@ -88,13 +88,36 @@ def test_append_keeps_first_run_intact(loaded, tmp_path):
     assert trace.read("tokens").num_rows == first.num_tokens + second.num_tokens
 
 
-def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path):
+def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
+    """The second prompt fails after the first one's parts were already written to staging (one row per part)."""
+    import functools
+
+    import workbench.tracing
+
     trace_prompts(loaded, PROMPTS[:1], tmp_path, progress=False)
     before = _files_snapshot(tmp_path)
+    staged = []
+    real_flush = TraceWriter._flush
+
+    def flush_and_note(writer, table):
+        real_flush(writer, table)
+        staged.extend(writer._staging.rglob("*.parquet"))
+
+    monkeypatch.setattr(TraceWriter, "_flush", flush_and_note)
+    monkeypatch.setattr(workbench.tracing, "TraceWriter", functools.partial(TraceWriter, rows_per_part=1))
     with pytest.raises(ValueError, match="no tokens"):
-        trace_prompts(loaded, [PROMPTS[0], Prompt("empty", " ")], tmp_path, max_tokens=0, progress=False)
+        trace_prompts(loaded, [PROMPTS[0], Prompt("empty", "")], tmp_path, progress=False)
+    assert staged, "the first prompt's parts should have reached staging before the error"
     assert _files_snapshot(tmp_path) == before
     assert not (tmp_path / ".staging").exists()
+
+
+@pytest.mark.parametrize("max_tokens", [0, -3])
+def test_max_tokens_below_one_refused_before_anything_runs(loaded, tmp_path, max_tokens):
+    """A negative max_tokens would silently drop the END of each prompt (token_ids[:-3])."""
+    with pytest.raises(ValueError, match="max_tokens must be an integer >= 1"):
+        trace_prompts(loaded, PROMPTS, tmp_path / "t", max_tokens=max_tokens, progress=False)
+    assert not (tmp_path / "t").exists()
 
 
 def test_other_schema_version_refused_untouched(loaded, tmp_path):
@@ -123,6 +146,8 @@ def test_uncommitted_partition_is_invisible(loaded, tmp_path):
     (tmp_path / "tokens" / f"run_id={run.run_id}" / "part-00000.parquet").replace(stray / "part-00000.parquet")
     trace = open_trace(tmp_path)
     assert trace.read("tokens").num_rows == 0
+    assert trace.size_bytes("tokens") == 0  # `workbench info` sizes count committed runs only
+    assert trace.size_bytes("routing") > 0
 
 
 def test_reads_with_duckdb_polars_and_datasets(loaded, tmp_path):

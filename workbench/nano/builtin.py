@@ -4,6 +4,8 @@ shipped, a seeded random-init tiny Qwen3-Next written once to a cache folder (sa
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 SHIPPED = Path(__file__).parent / "checkpoint"
@@ -24,5 +26,16 @@ def nano_checkpoint() -> Path:
 
         tokenizer = byte_tokenizer()
         model = build_model(qwen3_next_config(num_layers=8, vocab_size=len(tokenizer)), seed=RANDOM_SEED)
-        write_checkpoint(folder, model, tokenizer)
+        # write beside, then rename: an interrupted write never leaves a config.json without weights
+        partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            write_checkpoint(partial, model, tokenizer)
+            shutil.rmtree(folder, ignore_errors=True)  # leftovers of a write before this one
+            try:
+                os.replace(partial, folder)
+            except OSError:  # another process renamed its complete copy into place first
+                if not (folder / "config.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return folder

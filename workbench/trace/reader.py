@@ -77,7 +77,8 @@ class Trace:
         return connection
 
     def size_bytes(self, table: str) -> int:
-        return sum(p.stat().st_size for p in (self.root / table).glob("run_id=*/*.parquet"))
+        """Bytes on disk of the table's committed runs (uncommitted partitions are not counted)."""
+        return sum(Path(p).stat().st_size for p in self.files(table))
 
 
 def open_trace(root: str | Path) -> Trace:

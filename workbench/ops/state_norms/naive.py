@@ -184,7 +184,7 @@ def naive_state_stats(
 
     stats = dict(state_norm=torch.stack(norms, 1), o=torch.stack(outs, 1), final_state=S)
     if pairs is not None:
-        early = torch.arange(T, device=pairs.device)[None, :] < pairs[:, :1]  # [P, T]
+        early = torch.arange(T, device=v.device)[None, :] < pairs[:, :1].to(v.device)  # [P, T], on the stats' device
         for name, i in (("recall_rel_err", 0), ("recall_cos", 1), ("recall_readout_norm", 2)):
             x = torch.stack([m[i] for m in recall], 2)  # [B, P, T, Hv]
             stats[name] = x.masked_fill(early[None, :, :, None], math.nan)
