@@ -101,3 +101,23 @@ def test_registry_refuses_duplicates():
 
     with pytest.raises(ValueError, match="already registered"):
         register(get_adapter("Qwen3NextForCausalLM"))
+
+
+def test_folder_without_tokenizer_or_weights_is_refused_clearly(tmp_path, next_checkpoint):
+    import shutil
+
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for path in next_checkpoint.iterdir():
+        if not path.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(path, no_tokenizer / path.name)
+    with pytest.raises(ModelNotAvailable, match="cannot load a tokenizer"):
+        load_model(str(no_tokenizer))
+
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    for path in next_checkpoint.iterdir():
+        if "safetensors" not in path.name:
+            shutil.copy(path, no_weights / path.name)
+    with pytest.raises(ModelNotAvailable, match="cannot load weights"):
+        load_model(str(no_weights))

@@ -110,13 +110,23 @@ def load_model(
         raise ModelNotAvailable(f"cannot read a config from {location}: {error}") from error
     adapter = adapter_for_config(config)  # refuses unknown architectures before weights are read
 
-    model = AutoModelForCausalLM.from_pretrained(
-        location, config=config, dtype=torch_dtype, device_map=device_map, **options
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **options)
+    except (OSError, ValueError) as error:
+        raise ModelNotAvailable(f"cannot load a tokenizer from {location}: {error}") from error
+    if len(tokenizer) <= 1:  # transformers builds an empty tokenizer when a folder has no tokenizer files
+        raise ModelNotAvailable(
+            f"cannot load a tokenizer from {location}: no tokenizer files found (tokenizer.json, vocab files)"
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            location, config=config, dtype=torch_dtype, device_map=device_map, **options
+        )
+    except OSError as error:
+        raise ModelNotAvailable(f"cannot load weights from {location}: {error}") from error
     if device is not None:
         model = model.to(device)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(location, **options)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,

@@ -25,7 +25,7 @@ if not runs:
 labels = {m["run_id"]: f"{m['run_id']} · {m['model']['source']} · {m['num_tokens']} tokens" for m in runs}
 run_id = st.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get)
 manifest = next(m for m in runs if m["run_id"] == run_id)
-num_experts = manifest["model"]["config"].get("num_experts")
+num_experts = manifest["model"]["config"].get("num_experts")  # None: expert_load takes the largest id seen
 
 routing = read_table(path, "routing", run_id, ("seq_id", "position", "layer", "topk_ids", "topk_weights", "router_entropy"))
 tokens = read_table(path, "tokens", run_id, ("seq_id", "position", "token", "label"))
@@ -35,7 +35,7 @@ load = expert_load(routing, num_experts)
 st.plotly_chart(expert_load_heatmap(load), width="stretch")
 busiest = load.sort_values("fraction", ascending=False).head(1)
 st.caption(
-    f"{routing.num_rows} (token, layer) rows. Uniform load would be {1 / num_experts:.4f} per expert; "
+    f"{routing.num_rows} (token, layer) rows. Uniform load would be {1 / load.expert.nunique():.4f} per expert; "
     f"the busiest slot is expert {int(busiest.expert.iloc[0])} on layer {int(busiest.layer.iloc[0])} "
     f"at {busiest.fraction.iloc[0]:.4f}."
 )

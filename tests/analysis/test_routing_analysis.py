@@ -31,3 +31,15 @@ def test_sequence_routing_and_long_form():
     long = topk_long(frame)
     assert long[["position", "rank", "expert"]].values.tolist() == [[0, 0, 3], [0, 1, 3], [1, 0, 1], [1, 1, 3]]
     assert long.weight.tolist() == [0.5, 0.5, 0.875, 0.125]
+
+
+def test_sequence_routing_keeps_runs_apart():
+    import pytest
+
+    routing = _routing().append_column("run_id", pa.array(["r1"] * 4))
+    tokens = pa.table({"seq_id": ["s"] * 4, "position": pa.array([0, 1, 0, 1], pa.int32()), "token": ["a", "b", "x", "y"],
+                       "run_id": ["r1", "r1", "r2", "r2"]})
+    assert sequence_routing(routing, tokens, "s", 3).token.tolist() == ["a", "b"]
+    two_runs = pa.concat_tables([routing, _routing().append_column("run_id", pa.array(["r2"] * 4))])
+    with pytest.raises(ValueError, match="in 2 runs"):
+        sequence_routing(two_runs, tokens, "s", 3)

@@ -171,3 +171,18 @@ def test_reads_with_duckdb_polars_and_datasets(loaded, tmp_path):
 
     data = load_dataset("parquet", data_files=f"{tmp_path}/tokens/*/*.parquet", split="train")
     assert len(data) == summary.num_tokens
+
+
+def test_failed_commit_removes_its_own_partitions(loaded, tmp_path, monkeypatch):
+    import workbench.trace.writer as writer_module
+
+    trace_prompts(loaded, PROMPTS[:1], tmp_path, progress=False)
+    before = _files_snapshot(tmp_path)
+
+    def disk_full(path, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writer_module, "write_json_atomic", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        trace_prompts(loaded, PROMPTS, tmp_path, progress=False)
+    assert _files_snapshot(tmp_path) == before

@@ -13,16 +13,22 @@ def span_names(spans: pa.Table) -> list[str]:
     return list(dict.fromkeys(spans["span"].to_pylist())) if spans.num_rows else []
 
 
+def _sequence_keys(*tables: pa.Table) -> list[str]:
+    """Columns that identify a sequence in every table: run_id too when all tables carry it."""
+    return ["run_id", "seq_id"] if all("run_id" in t.column_names for t in tables) else ["seq_id"]
+
+
 def head_span_mass(attention: pa.Table, spans: pa.Table, span: str) -> pd.DataFrame:
     """Mean attention mass on `span` per (layer, head), over the query rows that come after the whole span
     (position >= its end_token, so every span token is visible) of every sequence that has it.
 
     Returns columns layer, head, mass (mean, 0..1), rows (query rows averaged).
     """
-    ends = spans.filter(pc.equal(spans["span"], span)).select(["seq_id", "end_token"]).to_pandas()
-    frame = attention.select(["seq_id", "position", "layer", "head"]).to_pandas()
+    keys = _sequence_keys(attention, spans)  # seq ids repeat across runs (--text is always text-0)
+    ends = spans.filter(pc.equal(spans["span"], span)).select([*keys, "end_token"]).to_pandas()
+    frame = attention.select([*keys, "position", "layer", "head"]).to_pandas()
     frame["mass"] = pc.map_lookup(attention["span_mass"], pa.scalar(span), "first").to_numpy(zero_copy_only=False)
-    frame = frame.merge(ends, on="seq_id")
+    frame = frame.merge(ends, on=keys)
     frame = frame[(frame.position >= frame.end_token) & frame.mass.notna()]
     grouped = frame.groupby(["layer", "head"]).agg(mass=("mass", "mean"), rows=("mass", "size")).reset_index()
     return grouped

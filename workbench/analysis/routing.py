@@ -40,11 +40,20 @@ def load_matrix(load: pd.DataFrame, value: str = "fraction") -> pd.DataFrame:
 
 
 def sequence_routing(routing: pa.Table, tokens: pa.Table, seq_id: str, layer: int) -> pd.DataFrame:
-    """One sequence at one layer: per position, the token and its top-k experts and weights (rank order)."""
+    """One sequence at one layer: per position, the token and its top-k experts and weights (rank order).
+    Tables holding several runs must carry `run_id` (as Trace.read gives it); the sequence is then
+    looked up within each run, and a seq_id present in two runs is refused."""
     rows = routing.filter(pc.and_(pc.equal(routing["seq_id"], seq_id), pc.equal(routing["layer"], layer)))
-    toks = tokens.filter(pc.equal(tokens["seq_id"], seq_id)).select(["position", "token"])
-    frame = rows.select(["position", "topk_ids", "topk_weights", "router_entropy"]).to_pandas()
-    frame = frame.merge(toks.to_pandas(), on="position").sort_values("position").reset_index(drop=True)
+    toks = tokens.filter(pc.equal(tokens["seq_id"], seq_id))
+    keys = ["position"]
+    if "run_id" in rows.column_names and "run_id" in toks.column_names:
+        runs = set(rows["run_id"].to_pylist())
+        if len(runs) > 1:
+            raise ValueError(f"sequence {seq_id!r} is in {len(runs)} runs; read one run (run_id=...) first")
+        keys = ["run_id", "position"]
+    frame = rows.select([*keys, "topk_ids", "topk_weights", "router_entropy"]).to_pandas()
+    frame = frame.merge(toks.select([*keys, "token"]).to_pandas(), on=keys)
+    frame = frame.sort_values("position").reset_index(drop=True)
     return frame
 
 

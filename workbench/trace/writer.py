@@ -76,13 +76,20 @@ class TraceWriter:
         """Flush, move every table into place, then write the manifest (the commit marker)."""
         for table in list(self._pending):
             self._flush(table)
-        for table in self._parts:
-            target = partition_dir(self.root, table, self.run_id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._staging / table, target)
-        manifest = {**manifest, "run_id": self.run_id, "tables": sorted(self._parts)}
-        path = manifest_path(self.root, self.run_id)
-        write_json_atomic(path, manifest)
+        moved: list[Path] = []
+        try:
+            for table in self._parts:
+                target = partition_dir(self.root, table, self.run_id)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._staging / table, target)
+                moved.append(target)
+            manifest = {**manifest, "run_id": self.run_id, "tables": sorted(self._parts)}
+            path = manifest_path(self.root, self.run_id)
+            write_json_atomic(path, manifest)
+        except BaseException:
+            for target in moved:  # this run's own partitions only: earlier runs are never touched
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         self._committed = True
         self._remove_staging()
         return path
