@@ -41,6 +41,21 @@ def kernel_path() -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__name__', '?')}"
 
 
+def build_slice(args, device: torch.device, dtype: torch.dtype):
+    """Random-init Qwen3-Next with `args.layers` layers 3:1 at real 80B (or tiny) per-layer dims, on device."""
+    from transformers import AutoModelForCausalLM
+
+    dims = dict(REAL_80B_DIMS if args.dims == "real" else TINY_DIMS, intermediate_size=512)
+    config = qwen3_next_config(args.layers, args.vocab, dims=dims)
+    torch.manual_seed(0)
+    with device:
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    for name, param in model.named_parameters():  # from_config leaves the router weights at zero
+        if name.endswith("mlp.gate.weight"):
+            torch.nn.init.normal_(param, std=0.02)
+    return model, config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=4)
@@ -53,18 +68,9 @@ def main() -> None:
     parser.add_argument("--router-logits", action="store_true")
     args = parser.parse_args()
 
-    from transformers import AutoModelForCausalLM
-
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    dims = dict(REAL_80B_DIMS if args.dims == "real" else TINY_DIMS, intermediate_size=512)
-    config = qwen3_next_config(args.layers, args.vocab, dims=dims)
-    torch.manual_seed(0)
-    with device:
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
-    for name, param in model.named_parameters():  # from_config leaves some router weights at zero
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(param, std=0.02)
+    model, config = build_slice(args, device, dtype)
     input_ids = torch.randint(0, args.vocab, (1, args.tokens), device=device)
     settings = CaptureSettings(router_logits=args.router_logits)
 

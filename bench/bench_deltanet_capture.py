@@ -27,24 +27,9 @@ import statistics
 
 import torch
 
-from bench_capture_overhead import _timed, kernel_path
+from bench_capture_overhead import _timed, build_slice, kernel_path
 from workbench.capture import CaptureSettings, capture
 from workbench.capture.deltanet import fla_for
-from workbench.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
-
-
-def build(args, device, dtype):
-    from transformers import AutoModelForCausalLM
-
-    dims = dict(REAL_80B_DIMS if args.dims == "real" else TINY_DIMS, intermediate_size=512)
-    config = qwen3_next_config(args.layers, args.vocab, dims=dims)
-    torch.manual_seed(0)
-    with device:
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
-    for name, param in model.named_parameters():  # from_config leaves some router weights at zero
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(param, std=0.02)
-    return model, config
 
 
 def traced_forward(model, input_ids, settings, pairs):
@@ -83,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    model, config = build(args, device, dtype)
+    model, config = build_slice(args, device, dtype)
     input_ids = torch.randint(0, args.vocab, (1, args.tokens), device=device)
     settings = CaptureSettings(deltanet=True, deltanet_path=args.path, deltanet_heads=args.heads,
                                deltanet_head_stride=args.head_stride, state_snapshots=tuple(args.snapshots))
