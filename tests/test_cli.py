@@ -87,3 +87,18 @@ def test_bad_flags_fail_clearly_before_loading(tmp_path, next_checkpoint):
         assert message in result.output, (extra, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert not out.exists()
+
+
+def test_unavailable_device_fails_clearly_before_anything_is_written(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.device_count()}"
+    else:
+        device = "cuda"
+    out = tmp_path / "trace"
+    result = runner.invoke(app, ["trace", "--model", "nano", "--text", "x", "--out", str(out), "--device", device])
+    assert result.exit_code == 2 and "CUDA GPU" in result.output
+    result = runner.invoke(app, ["trace", "--model", "nano", "--text", "x", "--out", str(out), "--device", "tpu9"])
+    assert result.exit_code == 2 and "unknown device" in result.output
+    assert not out.exists()

@@ -50,7 +50,7 @@ def trace(
 ):
     """Trace prompts through a model and append one run to OUT."""
     from .capture import CaptureSettings
-    from .loading import DTYPES, ModelNotAvailable, load_model
+    from .loading import DTYPES, ModelNotAvailable, check_device, load_model
     from .adapters import UnsupportedArchitecture
     from .prompts import PromptFileError, prompt_from_text, read_prompts
     from .trace import TraceFolderError
@@ -70,6 +70,10 @@ def trace(
         _fail(f"--dtype takes {', '.join(DTYPES)}, got {dtype!r}")
     if device is not None and device_map is not None:
         _fail("give either --device or --device-map, not both")
+    try:
+        check_device(device)
+    except ValueError as error:
+        _fail(str(error))
     try:
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
         prepare_for_append(out)  # check the folder before spending time on the model

@@ -68,6 +68,21 @@ def resolve_dtype(name: str):
         raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}") from None
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before anything is loaded."""
+    if device is None:
+        return
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; e.g. cpu, cuda, cuda:1") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available to this torch")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) exist")
+
+
 def load_model(
     spec: str,
     dtype: str = "auto",
@@ -83,6 +98,7 @@ def load_model(
     if device is not None and device_map is not None:
         raise ValueError("give either --device or --device-map, not both")
     torch_dtype = resolve_dtype(dtype)
+    check_device(device)
     if spec == NANO:
         from .nano.builtin import nano_checkpoint
 
