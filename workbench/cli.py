@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -138,7 +138,8 @@ def app_command(
         "--browser.gatherUsageStats", "false", "--", "--trace", str(folder.resolve()),
     ]
     typer.echo(f"dashboard for {folder} on http://127.0.0.1:{port}  (Ctrl+C stops it)")
-    raise typer.Exit(subprocess.call(command))
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # streamlit replaces this process: stopping it leaves no orphan server
 
 
 if __name__ == "__main__":

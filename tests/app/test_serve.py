@@ -1,5 +1,7 @@
 """`workbench app DIR` really serves the dashboard on 127.0.0.1 (what `make demo` ends with)."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +22,7 @@ def test_app_command_serves_on_localhost(tmp_path):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "app", str(tmp_path / "trace"), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
         deadline, status = time.time() + 60, None
@@ -34,8 +36,10 @@ def test_app_command_serves_on_localhost(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # the whole session: no server outlives the test
         process.wait(timeout=20)
+    with socket.socket() as sock:  # the port is free again: nothing is left serving
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_app_command_refuses_a_non_trace_folder(tmp_path):
