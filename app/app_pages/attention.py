@@ -5,32 +5,18 @@ import pandas as pd
 import pyarrow.compute as pc
 import streamlit as st
 
-from data import manifests, read_table
+from data import choose_run, read_table
 from figures_attention import gate_heatmap, query_attention_figure, retrieval_heatmap, span_mass_heatmap
 from workbench.analysis.attention import head_gate_summary, head_span_mass, query_topk, span_names
 from workbench.analysis.retrieval import top_retrieval_heads
-from workbench.trace import TraceFolderError
 
 RECALL_TABLES = ("attention", "attention_gate", "retrieval")
 
 st.title("Attention recall")
-path = st.session_state.get("trace_path", "")
-if not path:
-    st.info("Enter a trace folder in the sidebar (made with `workbench trace --attention`).")
-    st.stop()
-try:
-    runs = [m for m in manifests(path) if set(m.get("tables", ())) & set(RECALL_TABLES)]
-except (TraceFolderError, FileNotFoundError) as error:
-    st.error(str(error))
-    st.stop()
-if not runs:
-    st.warning("No run in this folder holds attention tables: trace with `workbench trace --attention` "
-               "or run `probes/retrieval_heads.py`.")
-    st.stop()
-
-labels = {m["run_id"]: f"{m['run_id']} · {m['model']['source']} · {m['num_tokens']} tokens" for m in runs}
-run_id = st.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get)
-manifest = next(m for m in runs if m["run_id"] == run_id)
+path, manifest = choose_run(RECALL_TABLES, "workbench trace --attention",
+                            "No run in this folder holds attention tables: trace with `workbench trace --attention` "
+                            "or run `probes/retrieval_heads.py`.")
+run_id = manifest["run_id"]
 tables = set(manifest["tables"])
 spans = read_table(path, "spans", run_id) if "spans" in tables else None
 

@@ -5,7 +5,7 @@ a layer x head half-life heatmap, recall curves of planted pairs and state spect
 import pyarrow.compute as pc
 import streamlit as st
 
-from data import manifests, read_table
+from data import choose_run, read_table
 from figures_deltanet import (
     gate_box_figure,
     half_life_heatmap,
@@ -22,25 +22,11 @@ from workbench.analysis.deltanet import (
     sequence_state,
     snapshot_matrix,
 )
-from workbench.trace import TraceFolderError
 
 st.title("DeltaNet state")
-path = st.session_state.get("trace_path", "")
-if not path:
-    st.info("Enter a trace folder in the sidebar (made with `workbench trace --deltanet`).")
-    st.stop()
-try:
-    runs = [m for m in manifests(path) if "deltanet" in m.get("tables", ())]
-except (TraceFolderError, FileNotFoundError) as error:
-    st.error(str(error))
-    st.stop()
-if not runs:
-    st.warning("No run in this folder holds DeltaNet state: trace with `workbench trace --deltanet`.")
-    st.stop()
-
-labels = {m["run_id"]: f"{m['run_id']} · {m['model']['source']} · {m['num_tokens']} tokens" for m in runs}
-run_id = st.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get)
-manifest = next(m for m in runs if m["run_id"] == run_id)
+path, manifest = choose_run(("deltanet",), "workbench trace --deltanet",
+                            "No run in this folder holds DeltaNet state: trace with `workbench trace --deltanet`.")
+run_id = manifest["run_id"]
 tables = set(manifest["tables"])
 seq_id = st.selectbox("Sequence", [p["id"] for p in manifest["prompts"]])
 

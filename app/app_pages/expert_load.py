@@ -2,29 +2,13 @@
 
 import streamlit as st
 
-from data import manifests, read_table
+from data import choose_run, read_table
 from figures import expert_load_heatmap, token_topk_figure
 from workbench.analysis.routing import expert_load, sequence_routing, topk_long
-from workbench.trace import TraceFolderError
 
 st.title("Expert routing")
-path = st.session_state.get("trace_path", "")
-if not path:
-    st.info("Enter a trace folder in the sidebar (made with `workbench trace`).")
-    st.stop()
-try:
-    runs = manifests(path)
-    runs = [m for m in runs if "routing" in m.get("tables", ["routing"])]  # probe runs may hold no routing
-except (TraceFolderError, FileNotFoundError) as error:
-    st.error(str(error))
-    st.stop()
-if not runs:
-    st.warning("This trace folder holds no committed run yet.")
-    st.stop()
-
-labels = {m["run_id"]: f"{m['run_id']} · {m['model']['source']} · {m['num_tokens']} tokens" for m in runs}
-run_id = st.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get)
-manifest = next(m for m in runs if m["run_id"] == run_id)
+path, manifest = choose_run(("routing",), "workbench trace", "This trace folder holds no run with routing yet.")
+run_id = manifest["run_id"]
 num_experts = manifest["model"]["config"].get("num_experts")  # None: expert_load takes the largest id seen
 
 routing = read_table(path, "routing", run_id, ("seq_id", "position", "layer", "topk_ids", "topk_weights", "router_entropy"))
