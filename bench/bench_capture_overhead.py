@@ -41,6 +41,17 @@ def kernel_path() -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__name__', '?')}"
 
 
+def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model-slice and timing options both overhead benchmarks take."""
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=32768)
+    parser.add_argument("--dims", choices=["real", "tiny"], default="real")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--vocab", type=int, default=1024)
+
+
 def build_slice(args, device: torch.device, dtype: torch.dtype):
     """Random-init Qwen3-Next with `args.layers` layers 3:1 at real 80B (or tiny) per-layer dims, on device."""
     from transformers import AutoModelForCausalLM
@@ -58,13 +69,7 @@ def build_slice(args, device: torch.device, dtype: torch.dtype):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=32768)
-    parser.add_argument("--dims", choices=["real", "tiny"], default="real")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--vocab", type=int, default=1024)
+    add_slice_arguments(parser)
     parser.add_argument("--router-logits", action="store_true")
     args = parser.parse_args()
 

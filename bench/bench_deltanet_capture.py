@@ -27,7 +27,7 @@ import statistics
 
 import torch
 
-from bench_capture_overhead import _timed, build_slice, kernel_path
+from bench_capture_overhead import _timed, add_slice_arguments, build_slice, kernel_path
 from workbench.capture import CaptureSettings, capture
 from workbench.capture.deltanet import fla_for
 
@@ -52,13 +52,7 @@ def compare_paths(model, input_ids) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=32768)
-    parser.add_argument("--dims", choices=["real", "tiny"], default="real")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--vocab", type=int, default=1024)
+    add_slice_arguments(parser)
     parser.add_argument("--path", choices=["auto", "fla", "torch"], default="auto")
     parser.add_argument("--heads", choices=["aggregate", "per_head"], default="aggregate")
     parser.add_argument("--head-stride", type=int, default=0)
