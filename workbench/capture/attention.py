@@ -25,6 +25,7 @@ import torch
 from ..adapters import FULL_ATTENTION, Adapter
 from ..ops.attention_stats import AttentionStats, Span
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
+from .transfer import stack_layers, to_host
 
 GATE_LOW = 0.1  # a gate entry below this counts as (nearly) closed
 
@@ -77,13 +78,6 @@ def full_attention_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int,
     return found
 
 
-def _stack(per_layer: list[list[torch.Tensor]], dim: int) -> torch.Tensor:
-    """[[call tensors of layer 0], ...] -> [L, ...] on the CPU: concatenate calls along `dim`, stack layers."""
-    tensors = [torch.cat(calls, dim=dim) for calls in per_layer]
-    device = tensors[0].device
-    return torch.stack([t.to(device) for t in tensors]).cpu()
-
-
 @dataclass
 class AttentionRecorder:
     """Holds per-layer device tensors from the attention function and the gate hooks until `collect()`."""
@@ -123,7 +117,7 @@ class AttentionRecorder:
         return hook
 
     def collect(self) -> AttentionCapture | None:
-        """Everything recorded since the last collect, on the CPU (one copy per field), then cleared."""
+        """Everything recorded since the last collect, on the CPU (one synchronisation), then cleared."""
         if not self._stats:
             return None
         layers = sorted(self._stats)
@@ -132,26 +126,29 @@ class AttentionRecorder:
             raise RuntimeError(f"full-attention layers saw different numbers of forward calls: {calls}")
         per_layer = [self._stats[layer] for layer in layers]
 
-        def gather(name: str) -> torch.Tensor:
-            return _stack([[getattr(s, name) for s in calls_] for calls_ in per_layer], dim=1)
-
         positions = torch.cat([s.query_positions.cpu() for s in per_layer[0]])
         names = list(per_layer[0][0].span_mass)
-        gate_mean = gate_low = None
+        fields = {
+            name: stack_layers([[getattr(s, name) for s in calls_] for calls_ in per_layer], dim=1)
+            for name in ("topk_pos", "topk_weight", "entropy", "sink_mass", "mean_distance")
+        }
+        for n in names:
+            fields[f"span:{n}"] = stack_layers([[s.span_mass[n] for s in c] for c in per_layer], dim=1)
         if self._gate and all(layer in self._gate for layer in layers):
-            gate_mean = _stack([[g[0] for g in self._gate[layer]] for layer in layers], dim=1)
-            gate_low = _stack([[g[1] for g in self._gate[layer]] for layer in layers], dim=1)
+            fields["gate_mean"] = stack_layers([[g[0] for g in self._gate[layer]] for layer in layers], dim=1)
+            fields["gate_low"] = stack_layers([[g[1] for g in self._gate[layer]] for layer in layers], dim=1)
+        host = to_host(fields)
         capture = AttentionCapture(
             layers=layers,
             query_positions=positions,
-            span_mass={n: _stack([[s.span_mass[n] for s in c] for c in per_layer], dim=1) for n in names},
-            topk_pos=gather("topk_pos"),
-            topk_weight=gather("topk_weight"),
-            entropy=gather("entropy"),
-            sink_mass=gather("sink_mass"),
-            mean_distance=gather("mean_distance"),
-            gate_mean=gate_mean,
-            gate_low_fraction=gate_low,
+            span_mass={n: host[f"span:{n}"] for n in names},
+            topk_pos=host["topk_pos"],
+            topk_weight=host["topk_weight"],
+            entropy=host["entropy"],
+            sink_mass=host["sink_mass"],
+            mean_distance=host["mean_distance"],
+            gate_mean=host.get("gate_mean"),
+            gate_low_fraction=host.get("gate_low"),
         )
         self._stats.clear()
         self._gate.clear()

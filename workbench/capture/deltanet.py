@@ -37,6 +37,7 @@ from ..adapters import LINEAR_ATTENTION
 from ..ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states
 from ..ops.state_norms import fla_states
 from .settings import CaptureSettings
+from .transfer import stack_layers, to_host
 
 KERNEL_GLOBALS = (("torch_chunk_gated_delta_rule", "chunk"), ("torch_recurrent_gated_delta_rule", "recurrent"))
 AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "decay_min", "beta_mean", "beta_max",
@@ -303,8 +304,8 @@ class DeltaNetRecorder:
 
     # --- collection --------------------------------------------------------------------------------
     def collect(self) -> DeltaNetCapture | None:
-        """Everything recorded since the last collect, moved to the CPU with one copy per field (no
-        synchronisation per layer), then cleared. None when nothing was recorded."""
+        """Everything recorded since the last collect, moved to the CPU with one
+        synchronisation for all fields (none per layer), then cleared. None when nothing was recorded."""
         if not self._records:
             return None
         layers = sorted(self._records)
@@ -320,28 +321,32 @@ class DeltaNetRecorder:
         def rows(name: str) -> torch.Tensor:  # CPU row indices of every call, shifted to the concatenation
             return torch.cat([r[name] + offset for r, offset in zip(first, offsets)])
 
-        def gather(name: str, dim: int = 0) -> torch.Tensor:  # [L, ...]: cat calls, stack layers, one copy
-            tensors = [torch.cat([r[name] for r in self._records[layer]], dim) for layer in layers]
-            device = tensors[0].device
-            return torch.stack([t.to(device) for t in tensors]).cpu()
+        def stacked(name: str, dim: int = 0) -> torch.Tensor:  # [L, ...] on the device: cat calls, stack layers
+            return stack_layers([[r[name] for r in self._records[layer]] for layer in layers], dim)
 
         has_recall = "recall_pairs" in first[0]
+        names = [*AGGREGATES, *(f"head_{n}" for n in PER_HEAD), *(f"segment_{n}" for n in SEGMENT_SUMS),
+                 "snapshot_eff_rank", "snapshot_top_sv"]
+        fields = {name: stacked(name) for name in names}
+        if has_recall:
+            fields["recall_rel_err"], fields["recall_cos"] = stacked("recall_rel_err", 1), stacked("recall_cos", 1)
+        host = to_host(fields)
         paths = sorted({r["path"] for r in first})
         capture = DeltaNetCapture(
             layers=layers,
             positions=torch.cat([r["positions"] for r in first]),
-            **{name: gather(name) for name in AGGREGATES},
+            **{name: host[name] for name in AGGREGATES},
             head_rows=rows("head_rows"),
-            **{f"head_{name}": gather(f"head_{name}") for name in PER_HEAD},
+            **{f"head_{name}": host[f"head_{name}"] for name in PER_HEAD},
             segments=rows("segments"),
             segment_tokens=torch.cat([r["segment_tokens"] for r in first]),
-            **{f"segment_{name}": gather(f"segment_{name}") for name in SEGMENT_SUMS},
+            **{f"segment_{name}": host[f"segment_{name}"] for name in SEGMENT_SUMS},
             recall_pairs=first[0]["recall_pairs"] if has_recall else None,
-            recall_rel_err=gather("recall_rel_err", 1) if has_recall else None,
-            recall_cos=gather("recall_cos", 1) if has_recall else None,
+            recall_rel_err=host.get("recall_rel_err"),
+            recall_cos=host.get("recall_cos"),
             snapshot_rows=rows("snapshot_rows"),
-            snapshot_eff_rank=gather("snapshot_eff_rank"),
-            snapshot_top_sv=gather("snapshot_top_sv"),
+            snapshot_eff_rank=host["snapshot_eff_rank"],
+            snapshot_top_sv=host["snapshot_top_sv"],
             path="+".join(paths),
         )
         self._records.clear()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..ops.router_stats import router_token_stats
+from .transfer import stack_layers, to_host
 
 
 @dataclass
@@ -32,26 +33,6 @@ class RoutingCapture:
     topk_margin: torch.Tensor
     shared_gate: torch.Tensor
     router_logits: torch.Tensor | None
-
-
-def _stack_layers(per_layer: list[list[torch.Tensor]]) -> torch.Tensor:
-    """[[call tensors of layer 0], ...] -> [L, ...] on the first layer's device: concatenate each
-    layer's calls, then stack the layers."""
-    tensors = [torch.cat(calls) if len(calls) > 1 else calls[0] for calls in per_layer]
-    device = tensors[0].device
-    return torch.stack([t.to(device) for t in tensors])
-
-
-def _to_host(fields: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copy device tensors to the CPU: on CUDA, asynchronous copies into pinned memory and one
-    synchronisation for all of them (a pageable copy per field would block on each)."""
-    if all(t.device.type == "cpu" for t in fields.values()):
-        return fields
-    host = {name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for name, t in fields.items()}
-    for name, tensor in fields.items():
-        host[name].copy_(tensor, non_blocking=True)
-    torch.cuda.synchronize()
-    return host
 
 
 class RoutingRecorder:
@@ -94,12 +75,12 @@ class RoutingRecorder:
         if self.keep_logits:
             names.append("router_logits")
         fields = {
-            name: _stack_layers([[record[name] for record in self._router[layer]] for layer in layers])
+            name: stack_layers([[record[name] for record in self._router[layer]] for layer in layers])
             for name in names
         }
         if all(layer in self._shared for layer in layers):
-            fields["shared_gate"] = _stack_layers([self._shared[layer] for layer in layers])
-        host = _to_host(fields)
+            fields["shared_gate"] = stack_layers([self._shared[layer] for layer in layers])
+        host = to_host(fields)
         num_tokens = host["topk_ids"].shape[1]
         capture = RoutingCapture(
             layers=layers,
