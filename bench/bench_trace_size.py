@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
