@@ -29,10 +29,12 @@ def word_tokenizer():
 
 
 def test_word_tokenizer_boundaries(word_tokenizer):
-    """Tokens: ' the'(0,4) ' pass'(4,9) ' key'(9,13) ' is'(13,16) ' '(16,17) '1'..'5'(17..22) ' .'(22,24)."""
+    """Tokens: <bos>(0,0) ' the'(0,4) ' pass'(4,9) ' key'(9,13) ' is'(13,16) ' '(16,17) '1'..'5'(17..22)
+    ' .'(22,24): the nano tokenizer prepends <bos> (the model was trained with it), so text tokens start at 1."""
     text = " the pass key is 12345 ."
-    _, offsets = token_offsets(word_tokenizer, text)
-    assert offsets[:4] == [(0, 4), (4, 9), (9, 13), (13, 16)]
+    ids, offsets = token_offsets(word_tokenizer, text)
+    assert ids[0] == word_tokenizer.bos_token_id
+    assert offsets[:5] == [(0, 0), (0, 4), (4, 9), (9, 13), (13, 16)]
     got = _ranges(word_tokenizer, text, [
         ("exact", 4, 9),           # exactly ' pass'
         ("starts-inside", 6, 9),   # 'ss' -> the whole ' pass'
@@ -42,8 +44,8 @@ def test_word_tokenizer_boundaries(word_tokenizer):
         ("digits", 17, 22),
         ("last-char", 23, 24),
     ])
-    assert got == {"exact": (1, 2), "starts-inside": (1, 2), "ends-inside": (2, 3), "straddles": (0, 2),
-                   "space-only": (1, 2), "digits": (5, 10), "last-char": (10, 11)}
+    assert got == {"exact": (2, 3), "starts-inside": (2, 3), "ends-inside": (3, 4), "straddles": (1, 3),
+                   "space-only": (2, 3), "digits": (6, 11), "last-char": (11, 12)}
 
 
 def test_tokens_without_characters_belong_to_no_span():

@@ -105,11 +105,19 @@ def spans_to_tokens(
     return result
 
 
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of a prompt as tracing feeds them: the tokenizer's own defaults, special tokens included.
+
+    A tokenizer that prepends <bos> (the nano's does; the model was trained on <bos>-led documents) keeps
+    it, one that adds nothing (Qwen3-Next's) adds nothing, so the model reads text as it was trained to."""
+    return list(tokenizer(text)["input_ids"])
+
+
 def token_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """(token ids, character offsets) exactly as tracing tokenizes (no special tokens added)."""
+    """(token ids, character offsets) exactly as `encode` tokenizes; added special tokens have empty offsets."""
     if not getattr(tokenizer, "is_fast", False):
         raise SpanError(f"spans need a fast tokenizer (offsets); {type(tokenizer).__name__} has none")
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    encoded = tokenizer(text, return_offsets_mapping=True)
     return list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
 
 

@@ -16,7 +16,7 @@ from .loading import LoadedModel
 from .prompts import Prompt
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.tables import routing_tables, tokens_table
-from .spans import prompt_token_spans
+from .spans import encode, prompt_token_spans
 from .trace.attention_tables import attention_tables, spans_table
 from .capture.deltanet import needle_recall_pairs
 from .trace.deltanet_tables import deltanet_tables
@@ -93,7 +93,7 @@ def trace_prompts(
     prompt_records = []
     with TraceWriter(out) as writer, capture(model, settings, loaded.adapter) as run:
         for prompt in tqdm(prompts, desc="tracing", unit="prompt", disable=not progress):
-            token_ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+            token_ids = encode(tokenizer, prompt.text)
             if max_tokens is not None:
                 token_ids = token_ids[:max_tokens]
             if not token_ids:

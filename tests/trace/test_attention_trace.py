@@ -12,6 +12,7 @@ from workbench.cli import app
 from workbench.loading import LoadedModel
 from workbench.prompts import Prompt
 from workbench.trace import open_trace
+from workbench.spans import encode
 from workbench.tracing import trace_prompts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -31,7 +32,7 @@ def attention_trace(tmp_path_factory, tiny_next, tokenizer):
 
 
 def test_tables_hold_the_capture(attention_trace, tiny_next, tokenizer):
-    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    ids = encode(tokenizer, TEXT)
     settings = CaptureSettings(routing=False, attention=True, attention_stride=16, attention_topk=4)
     with capture(tiny_next, settings) as run:
         run.set_attention_sequence([("needle", 11, 15), ("question", 43, 54)], range(43, 54))

@@ -13,6 +13,7 @@ from workbench.prompts import Prompt
 from workbench.toy import REAL_80B_DIMS, hybrid_layer_types
 from workbench.trace import open_trace
 from workbench.trace.deltanet_tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
+from workbench.spans import encode
 from workbench.tracing import trace_prompts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -31,7 +32,7 @@ def traced(tmp_path_factory, tiny_next, tokenizer):
 
 
 def _expected(loaded, prompt, pairs=None):
-    ids = loaded.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+    ids = encode(loaded.tokenizer, prompt.text)
     with torch.inference_mode(), capture(loaded.model, SETTINGS, loaded.adapter) as run:
         run.set_recall_pairs(pairs)
         loaded.model(input_ids=torch.tensor([ids]), use_cache=False)

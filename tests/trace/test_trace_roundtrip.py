@@ -12,6 +12,7 @@ from workbench.loading import LoadedModel
 from workbench.adapters import get_adapter
 from workbench.prompts import Prompt
 from workbench.trace import SCHEMA_VERSION, TraceFolderError, TraceWriter, open_trace
+from workbench.spans import encode
 from workbench.tracing import trace_prompts
 
 PROMPTS = [Prompt("p0", "hello world, hello routers", "prose"), Prompt("p1", "x = [1, 2, 3]", None)]
@@ -34,7 +35,7 @@ def test_every_value_survives_write_read(loaded, tmp_path):
     logits = trace.read("router_logits").to_pandas()
     assert set(routing.run_id) == {summary.run_id}
     for prompt in PROMPTS:
-        ids = loaded.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+        ids = encode(loaded.tokenizer, prompt.text)
         with torch.inference_mode(), capture(loaded.model, CaptureSettings(router_logits=True)) as run:
             loaded.model(input_ids=torch.tensor([ids]), use_cache=False)
             expected = run.collect_routing()
