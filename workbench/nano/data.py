@@ -3,7 +3,9 @@
 Every generator builds a `Doc` piece by piece (a piece is one token, see `tokenizer.PIECE_PATTERN`), so
 token counts are exact without running a tokenizer and spans are known in both characters and tokens.
 A record (what `make_record` returns and the probe JSONL holds) is
-    {id, text, label, spans: [{name, start, end}] (character offsets into text), answer, prompt, n_tokens}
+    {id, text, label, spans: [{name, start, end, query?}] (character offsets into text), answer, prompt, n_tokens}
+The span of the record's answer carries "query": true, so attention capture analyses every answer token as
+a query row (the model's attention while it produces the retrieved value).
 answer = text of the last span named "answer" (None for prose), prompt = text[:answer start] (all of
 text for prose), n_tokens = tokens of text without the <bos> the tokenizer prepends. Spans cover whole
 tokens: one starting at a word includes its leading space (" apple = 817"); digit spans are just digits.
@@ -303,6 +305,9 @@ def make_record(doc: Doc, record_id: str) -> dict:
     spans = [{"name": name, "start": c0, "end": c1} for name, c0, c1, _, _ in doc.spans]
     answers = [s for s in spans if s["name"] == "answer"]
     spans = _unique_span_names(spans)
+    if answers:  # after renaming, the last answer span is the one still named "answer"
+        final = max(i for i, span in enumerate(spans) if span["name"] == "answer")
+        spans[final] = {**spans[final], "query": True}
     answer = text[answers[-1]["start"]: answers[-1]["end"]] if answers else None
     prompt = text[: answers[-1]["start"]] if answers else text
     return {"id": record_id, "text": text, "label": doc.label, "spans": spans, "answer": answer,
