@@ -131,7 +131,9 @@ def test_config_structure_and_size():
     assert counts["bf16_bytes"] <= 32_000_000 and 10e6 < counts["total"] < 16e6
     assert counts["active"] < counts["total"] / 4
     assert config.layer_types.count("full_attention") == 2 and config.num_experts_per_tok * 16 <= config.num_experts
-    check_nano_structure(nano_config(100, tiny=True))
+    check_nano_structure(nano_config(100, tiny=True), min_experts=32)
+    with pytest.raises(ValueError, match="at least 128 experts, got 32"):
+        check_nano_structure(nano_config(100, tiny=True))
     bad = nano_config(100, num_experts_per_tok=16, mlp_only_layers=[0], layer_types=["linear_attention"] * 8,
                       hidden_size=512)
     with pytest.raises(ValueError) as err:
@@ -197,7 +199,7 @@ def test_train_smoke_saves_loadable_bf16_checkpoint(tmp_path):
     assert [entry["step"] for entry in log] == [1, 2, 3] and all(np.isfinite(e["loss"]) for e in log)
     model = AutoModelForCausalLM.from_pretrained(str(out))
     assert next(model.parameters()).dtype == torch.bfloat16
-    check_nano_structure(model.config)
+    check_nano_structure(model.config, min_experts=32)
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     ids = torch.tensor([tokenizer("the pass key is 12345 .").input_ids])
     with torch.no_grad():
@@ -236,3 +238,23 @@ def test_shipped_prompt_files_are_current_and_valid(tmp_path):
         for prompt in read_prompts(fresh):
             names = [span["name"] for span in prompt.extra.get("spans", [])]
             assert len(names) == len(set(names))
+
+
+def test_sweep_keeps_the_best_seed_and_reports_on_another_seed(tmp_path):
+    from workbench.nano import sweep
+
+    with pytest.raises(SystemExit, match="must differ"):
+        sweep.main(["--out", str(tmp_path / "x"), "--select-seed", "0", "--report-seed", "0"])
+    result = sweep.main(["--out", str(tmp_path / "s"), "--seeds", "0", "1", "--tiny", "--max-steps", "2",
+                         "--device", "cpu", "--select-n", "1", "--report-n", "1", "--route-tokens", "512"])
+    best = tmp_path / "s" / "best"
+    select = {s: json.loads((best if s == result["best_seed"] else tmp_path / "s" / f"seed{s}")
+                            .joinpath("select.json").read_text()) for s in (0, 1)}
+    assert result["selection"]["scores"] == {s: sweep.selection_score(r) for s, r in select.items()}
+    assert all(r["seed_space"] == "nano-heldout:1" for r in select.values())
+    assert max(result["selection"]["scores"].values()) == result["selection"]["scores"][result["best_seed"]]
+    report = json.loads((best / "eval.json").read_text())
+    assert report["seed_space"] == "nano-heldout:0" and report["routing"]["tokens_per_domain"] == 512
+    assert AutoModelForCausalLM.from_pretrained(str(best)).config.num_experts == 32
+    with pytest.raises(SystemExit, match="exists"):  # a kept model is never overwritten
+        sweep.main(["--out", str(tmp_path / "s"), "--seeds", "0", "--tiny", "--device", "cpu"])

@@ -60,8 +60,10 @@ def _rotary_factor(config: Qwen3NextConfig) -> float | None:
     return rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None))
 
 
-def check_nano_structure(config: Qwen3NextConfig, max_bytes: int = MAX_CHECKPOINT_BYTES) -> dict[str, int]:
-    """Raise ValueError listing every way `config` departs from the nano requirements; return param_counts."""
+def check_nano_structure(config: Qwen3NextConfig, max_bytes: int = MAX_CHECKPOINT_BYTES,
+                         min_experts: int = 128) -> dict[str, int]:
+    """Raise ValueError listing every way `config` departs from the nano requirements; return param_counts.
+    (min_experts: 128 for the shipped model; the tiny smoke-test config passes a smaller number.)"""
     problems = []
     kinds = list(config.layer_types or [])
     n_full, n_linear = kinds.count("full_attention"), kinds.count("linear_attention")
@@ -80,6 +82,8 @@ def check_nano_structure(config: Qwen3NextConfig, max_bytes: int = MAX_CHECKPOIN
                         f"mlp_only_layers={config.mlp_only_layers}")
     if not config.shared_expert_intermediate_size:
         problems.append("a shared expert is required (shared_expert_intermediate_size > 0)")
+    if config.num_experts < min_experts:
+        problems.append(f"need at least {min_experts} experts, got {config.num_experts}")
     if config.num_experts_per_tok * 16 > config.num_experts:
         problems.append(f"top-k / experts must be <= 1/16, got {config.num_experts_per_tok}/{config.num_experts}")
     if not config.norm_topk_prob:

@@ -140,7 +140,7 @@ def main(argv=None) -> dict:
 
     tokenizer = build_tokenizer()
     config = nano_config(len(tokenizer), tiny=args.tiny, router_aux_loss_coef=args.aux_coef)
-    counts = check_nano_structure(config)
+    counts = check_nano_structure(config, min_experts=32 if args.tiny else 128)
     model = Qwen3NextForCausalLM(config).to(device).train()
     print(f"nano{' (tiny)' if args.tiny else ''}: {counts['total']:,} params, {counts['active']:,} active/token, "
           f"device {device}, torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
