@@ -102,3 +102,25 @@ def test_unavailable_device_fails_clearly_before_anything_is_written(tmp_path):
     result = runner.invoke(app, ["trace", "--model", "nano", "--text", "x", "--out", str(out), "--device", "tpu9"])
     assert result.exit_code == 2 and "unknown device" in result.output
     assert not out.exists()
+
+
+def test_fla_path_refused_before_the_model_loads(tmp_path, monkeypatch):
+    """--deltanet-path fla without fla installed (or on the CPU) fails at once, naming the fix."""
+    import importlib.util
+
+    import workbench.loading as loading
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(loading, "load_model", no_load)
+    out = tmp_path / "trace"
+    args = ["trace", "--model", "nano", "--text", "x", "--out", str(out), "--deltanet", "--deltanet-path", "fla"]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fla" else real_find_spec(name, *a))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "needs flash-linear-attention" in result.output
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "fla" else real_find_spec(name, *a))
+    result = runner.invoke(app, [*args, "--device", "cpu"])
+    assert result.exit_code == 2 and "CUDA only" in result.output
+    assert not out.exists()

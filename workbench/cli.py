@@ -66,6 +66,14 @@ def trace(
         _fail("--deltanet-heads, --deltanet-head-stride, --state-snapshot and --deltanet-path need --deltanet")
     if deltanet_heads not in ("aggregate", "per_head") or deltanet_path not in ("auto", "fla", "torch"):
         _fail("--deltanet-heads takes aggregate or per_head; --deltanet-path takes auto, fla or torch")
+    if deltanet_path == "fla":  # refuse before the model loads, not at the first DeltaNet layer
+        import importlib.util
+
+        if importlib.util.find_spec("fla") is None:
+            _fail("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "
+                  "--deltanet-path torch runs anywhere")
+        if device is not None and not device.startswith("cuda"):
+            _fail(f"--deltanet-path fla runs on CUDA only, got --device {device}")
     if dtype not in DTYPES:
         _fail(f"--dtype takes {', '.join(DTYPES)}, got {dtype!r}")
     if device is not None and device_map is not None:
