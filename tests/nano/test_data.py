@@ -258,3 +258,12 @@ def test_sweep_keeps_the_best_seed_and_reports_on_another_seed(tmp_path):
     assert AutoModelForCausalLM.from_pretrained(str(best)).config.num_experts == 32
     with pytest.raises(SystemExit, match="exists"):  # a kept model is never overwritten
         sweep.main(["--out", str(tmp_path / "s"), "--seeds", "0", "--tiny", "--device", "cpu"])
+
+
+def test_only_the_records_answer_is_a_query_span():
+    record = data.generate("arithmetic", 3, n_problems=3)  # three answer spans: answer_1, answer_2, answer
+    queries = [s for s in record["spans"] if s.get("query")]
+    assert [s["name"] for s in queries] == ["answer"]
+    assert record["text"][queries[0]["start"]:queries[0]["end"]] == record["answer"]
+    assert [s["name"] for s in record["spans"]] == ["answer_1", "answer_2", "answer"]
+    assert not any(s.get("query") for s in data.generate("prose", 3)["spans"])

@@ -304,10 +304,9 @@ def make_record(doc: Doc, record_id: str) -> dict:
     text = "".join(doc.pieces)
     spans = [{"name": name, "start": c0, "end": c1} for name, c0, c1, _, _ in doc.spans]
     answers = [s for s in spans if s["name"] == "answer"]
+    if answers:
+        answers[-1]["query"] = True  # the record's answer: analysed as attention query rows
     spans = _unique_span_names(spans)
-    if answers:  # after renaming, the last answer span is the one still named "answer"
-        final = max(i for i, span in enumerate(spans) if span["name"] == "answer")
-        spans[final] = {**spans[final], "query": True}
     answer = text[answers[-1]["start"]: answers[-1]["end"]] if answers else None
     prompt = text[: answers[-1]["start"]] if answers else text
     return {"id": record_id, "text": text, "label": doc.label, "spans": spans, "answer": answer,
