@@ -2,13 +2,15 @@
 `chunk_gated_delta_rule_fwd_h` give the same chunk states, norms and recall as the chunk loop and the fp64 scan.
 (The real Triton kernel needs CUDA: bench/bench_deltanet_capture.py checks it on the GPU via `calibrate`.)"""
 
+import functools
+import importlib
 import math
 
 import pytest
 import torch
 
 from workbench.ops.state_norms import chunked_state_stats, naive_state_stats, state_norms_from_chunk_states
-from workbench.ops.state_norms.fla_states import G_SCALES, calibrate, chunk_states_from_kernel
+from workbench.ops.state_norms.fla_states import G_SCALES, calibrate, chunk_states_from_kernel, wy_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TOL = 1e-4
@@ -78,9 +80,10 @@ def test_calibrate_refuses_a_kernel_that_matches_nothing():
         calibrate(wrong, "cpu")
 
 
-def test_capture_takes_the_kernel_path_when_fla_is_available(tiny_next, monkeypatch):
+def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_next, monkeypatch):
     """capture with deltanet_path='auto' uses the kernel path for prefill when fla_for offers a kernel (here the
-    stand-in), the torch path for decode, and gives the same norms as deltanet_path='torch'."""
+    stand-in) but the model runs transformers' torch kernel: the states are recomputed with that kernel
+    ("fla-recompute"); decode uses the torch path; the norms equal deltanet_path='torch'."""
     import workbench.capture.deltanet as deltanet
     from workbench.capture import CaptureSettings, capture
 
@@ -98,8 +101,110 @@ def test_capture_takes_the_kernel_path_when_fla_is_available(tiny_next, monkeypa
     reference = run("torch")
     monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     fast = run("auto")
-    assert reference.path == "torch" and fast.path == "fla+torch"
+    assert reference.path == "torch" and fast.path == "fla-recompute+torch"
     for name in ("head_state_norm", "state_norm_mean", "snapshot_top_sv"):
         a, b = getattr(fast, name), getattr(reference, name)
         assert ((a - b).abs().max() / b.abs().max()) <= TOL, name
     assert (fast.recall_rel_err - reference.recall_rel_err).nan_to_num().abs().max() <= TOL
+
+
+def _fla_like(torch_kernel, fla_chunk):
+    """A kernel global shaped like fla's chunk_gated_delta_rule: it normalises the keys, builds the WY inputs and
+    calls the chunk recursion by `fla_chunk`'s global name (as fla's chunk_gated_delta_rule_fwd does), so the
+    capture's wrapper of that recursion sees the model's own states. Its output is the torch kernel's."""
+
+    @functools.wraps(torch_kernel)
+    def kernel(query, key, value, g, beta, chunk_size=64, initial_state=None, output_final_state=False,
+               use_qk_l2norm_in_kernel=False, **kwargs):
+        kn, w, u, c = wy_inputs(key, value, g, beta, 64, use_qk_l2norm_in_kernel)
+        h0 = None if initial_state is None else initial_state.float()
+        fla_chunk.chunk_gated_delta_rule_fwd_h(k=kn, w=w, u=u, g=c, initial_state=h0, output_final_state=False)
+        return torch_kernel(query, key, value, g, beta, chunk_size=chunk_size, initial_state=initial_state,
+                            output_final_state=output_final_state, use_qk_l2norm_in_kernel=use_qk_l2norm_in_kernel,
+                            **kwargs)
+
+    return kernel
+
+
+def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, monkeypatch):
+    """When the model's kernel runs fla's chunk recursion, capture takes h and v_new from that call (path "fla"):
+    the recursion runs once per layer (not again for the statistics), the norms, recall and snapshots equal
+    deltanet_path='torch', the logits are unchanged, and the recursion global is restored on exit."""
+    import types
+
+    import workbench.capture.deltanet as deltanet
+    from workbench.capture import CaptureSettings, capture
+
+    modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
+    recursion_calls = []
+
+    @functools.wraps(fwd_h_stand_in)
+    def counted_fwd_h(**kwargs):
+        recursion_calls.append(kwargs["k"].shape)
+        return fwd_h_stand_in(**kwargs)
+
+    fla_chunk = types.ModuleType("fake_fla_chunk")
+    fla_chunk.chunk_gated_delta_rule_fwd_h = counted_fwd_h
+    ids = torch.randint(0, tiny_next.config.vocab_size, (2, 70), generator=torch.Generator().manual_seed(7))
+    settings = dict(routing=False, deltanet=True, deltanet_heads="per_head", state_snapshots=(-1,))
+
+    def run(path):
+        with torch.inference_mode(), capture(tiny_next, CaptureSettings(**settings, deltanet_path=path)) as handle:
+            handle.set_recall_pairs([[20, 20], [64, 69]])
+            logits = tiny_next(input_ids=ids, use_cache=False).logits
+            return handle.collect_deltanet(), logits
+
+    reference, _ = run("torch")
+    monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
+                        _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
+    monkeypatch.setattr(deltanet, "_fla_chunk_module", lambda: fla_chunk)
+    monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    with torch.inference_mode():
+        plain_logits = tiny_next(input_ids=ids, use_cache=False).logits
+    recursion_calls.clear()
+    fast, logits = run("auto")
+    deltanet_count = sum(kind == "linear_attention" for kind in tiny_next.config.layer_types)
+    assert fast.path == "fla" and len(recursion_calls) == deltanet_count
+    assert fla_chunk.chunk_gated_delta_rule_fwd_h is counted_fwd_h
+    assert torch.equal(logits, plain_logits)
+    for name in ("head_state_norm", "state_norm_mean", "state_norm_max", "snapshot_top_sv", "snapshot_eff_rank"):
+        a, b = getattr(fast, name), getattr(reference, name)
+        assert ((a - b).abs().max() / b.abs().max()) <= TOL, name
+    assert torch.equal(fast.recall_rel_err.isnan(), reference.recall_rel_err.isnan())
+    assert (fast.recall_rel_err - reference.recall_rel_err).nan_to_num().abs().max() <= TOL
+    assert (fast.recall_cos - reference.recall_cos).nan_to_num().abs().max() <= TOL
+
+
+def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, monkeypatch):
+    """A recursion call whose h is not [B, N, Hv, K, V] (here: value-first states) is not read; the capture
+    recomputes the states itself ("fla-recompute") and the norms still equal the torch path."""
+    import types
+
+    import workbench.capture.deltanet as deltanet
+    from workbench.capture import CaptureSettings, capture
+
+    modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
+
+    def value_first_fwd_h(k, w, u, g, initial_state=None, output_final_state=False, state_v_first=True):
+        h, v_new, final = fwd_h_stand_in(k=k, w=w, u=u, g=g, initial_state=initial_state)
+        return h.transpose(-1, -2), v_new, final
+
+    fla_chunk = types.ModuleType("fake_fla_chunk")
+    fla_chunk.chunk_gated_delta_rule_fwd_h = value_first_fwd_h
+    ids = torch.randint(0, tiny_next.config.vocab_size, (1, 70), generator=torch.Generator().manual_seed(8))
+
+    def run(path):
+        settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", deltanet_path=path)
+        with torch.inference_mode(), capture(tiny_next, settings) as handle:
+            tiny_next(input_ids=ids, use_cache=False)
+            return handle.collect_deltanet()
+
+    reference = run("torch")
+    monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
+                        _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
+    monkeypatch.setattr(deltanet, "_fla_chunk_module", lambda: fla_chunk)
+    monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    fast = run("auto")
+    assert fast.path == "fla-recompute"
+    assert ((fast.head_state_norm - reference.head_state_norm).abs().max()
+            / reference.head_state_norm.abs().max()) <= TOL

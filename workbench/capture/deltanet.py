@@ -18,10 +18,15 @@ Statistics are computed before the original kernel runs (the cache overwrites in
 it), on the kernel's device, and stay there until `collect()` copies each field off once.
 
 Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
-default, matches the fp64 scan to 1e-4); "fla" = fla's Triton chunk recursion for the chunk-start states, then
-`state_norms_from_chunk_states` over all chunks at once (GPU; see ops/state_norms/fla_states.py); "auto" = fla
-for prefill on CUDA when fla imports and passes its calibration, else torch. Decode steps always use the torch
-path (one token, a handful of small ops). `DeltaNetCapture.path` says which ran.
+default, matches the fp64 scan to 1e-4); "fla" = the chunk-start states h and corrected values v_new that the
+model's own fla kernel computes: capture also wraps fla's chunk recursion (`chunk_gated_delta_rule_fwd_h` in
+fla.ops.gated_delta_rule.chunk), takes h and v_new as they come out of it, and computes every per-token norm
+with `state_norms_from_chunk_states`, batched over all chunks (no second recursion, no loop). h is in the
+kernel's dtype (bf16 in a bf16 model), so these are the norms of the states the model itself reads. When the
+model's kernel does not run that recursion (transformers' torch fallback, another fla backend), the states
+are recomputed with fla's kernel on fp32 WY inputs ("fla-recompute", ops/state_norms/fla_states.py). "auto" =
+fla for prefill on CUDA when fla imports and passes its calibration, else torch. Decode steps always use
+the torch path (one token, a handful of small ops). `DeltaNetCapture.path` says which ran.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class KernelCall:
     initial_state: torch.Tensor | None
     use_qk_l2norm: bool
     output: tuple | None = None
+    observed: bool = False
 
 
 @dataclass
@@ -83,7 +89,7 @@ class DeltaNetCapture:
         r = S_t^T k_key against v_value (see ops.state_norms); NaN before key_pos and on rows not computed
         (decode steps, calls continuing a cached state).
     snapshot_rows [Q]; snapshot_eff_rank, snapshot_top_sv [L, Q, H].
-    path: "torch", "fla" or "fla+torch" (prefill on fla, decode on torch).
+    path: the paths that ran, joined by "+": "torch", "fla" (the model's own chunk states), "fla-recompute".
     """
 
     layers: list[int]
@@ -169,6 +175,7 @@ class DeltaNetRecorder:
         self.current_layer: int | None = None
         self.recall_pairs: torch.Tensor | None = None
         self._called = False
+        self._awaiting_states: KernelCall | None = None  # a chunk call whose stats wait for fla's chunk states
         self._next_position: dict[int, int] = {}
         self._records: dict[int, list[dict]] = {}
 
@@ -200,9 +207,22 @@ class DeltaNetRecorder:
             arguments = signature.bind(*args, **kwargs).arguments
             call = self._read_call(self.current_layer, kind, arguments)
             self._called = True
-            with torch.no_grad():
-                self._observe(call)
-            result = original(*args, **kwargs)
+            path = self.path_for(call)
+            if path == "torch":
+                with torch.no_grad():
+                    self._observe(call, path)
+                result = original(*args, **kwargs)
+            else:  # the fla recursion wrapper (wrap_chunk_states) observes the kernel's own chunk states
+                if call.initial_state is not None:
+                    call.initial_state = call.initial_state.clone()  # the cache overwrites it after the kernel
+                self._awaiting_states = call
+                try:
+                    result = original(*args, **kwargs)
+                finally:
+                    self._awaiting_states = None
+                if not call.observed:  # the model's kernel did not run fla's recursion: run it here
+                    with torch.no_grad():
+                        self._observe(call, "fla-recompute")
             if self.keep_calls:
                 call.output = tuple(None if x is None else x.detach().clone() for x in result)
                 self.calls.append(call)
@@ -210,6 +230,29 @@ class DeltaNetRecorder:
 
         kernel.__wrapped__ = original
         return kernel
+
+    def wrap_chunk_states(self, original):
+        """Wrapper of fla's chunk recursion (`FLA_CHUNK_MODULE.chunk_gated_delta_rule_fwd_h`): when a DeltaNet
+        kernel call awaits its states, computes its statistics from the h and v_new the model's own kernel just
+        produced (no second recursion) and returns the result untouched. h: [B, N, Hv, K, V] chunk-start states
+        in the kernel's dtype (bf16 in a bf16 model), v_new [B, T, Hv, V]; k: the kernel's (normalised) keys."""
+        signature = inspect.signature(original)
+
+        def fwd_h(*args, **kwargs):
+            result = original(*args, **kwargs)
+            call = self._awaiting_states
+            if call is not None:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()  # state_v_first, chunk_size, cu_seqlens as the recursion saw them
+                states = _kernel_states(call, bound.arguments, result)
+                if states is not None:
+                    self._awaiting_states = None
+                    with torch.no_grad():
+                        self._observe(call, "fla", states)
+            return result
+
+        fwd_h.__wrapped__ = original
+        return fwd_h
 
     def _read_call(self, layer: int, kind: str, arguments: dict) -> KernelCall:
         initial_state = arguments.get("initial_state")
@@ -242,9 +285,14 @@ class DeltaNetRecorder:
             return None
         return pairs if int(pairs.max()) < seq_len else None
 
-    def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int]):
-        """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device."""
-        if path == "fla":
+    def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int], states=None):
+        """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device.
+        states: (kernel keys, h, v_new, chunk size) from the model's own fla recursion (path "fla")."""
+        if states is not None:
+            kn, h, v_new, chunk_size = states
+            return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
+                                                 chunk_size=chunk_size, use_qk_l2norm=False)
+        if path == "fla-recompute":
             fwd_h, g_scale = fla_for(call.value.device)
             states, v_new = fla_states.chunk_states_from_kernel(
                 fwd_h, call.key, call.value, call.g, call.beta, call.initial_state, g_scale, call.use_qk_l2norm)
@@ -253,13 +301,13 @@ class DeltaNetRecorder:
         return chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
                                    snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm)
 
-    def _observe(self, call: KernelCall) -> None:
+    def _observe(self, call: KernelCall, path: str, states=None) -> None:
         """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
+        call.observed = True
         B, T, H = call.g.shape
         pairs = self._recall_pairs_for(call, T)
         snaps = _snapshot_locals(self.settings.state_snapshots, call, T)
-        path = self.path_for(call)
-        stats = self._state_stats(call, path, pairs, snaps)
+        stats = self._state_stats(call, path, pairs, snaps, states)
         g, beta = call.g.float(), call.beta.float()  # [B, T, H]
         gates = gate_stats(g, beta)
         norm = stats.state_norm  # [B, T, H] fp32
@@ -353,6 +401,21 @@ class DeltaNetRecorder:
         return capture
 
 
+def _kernel_states(call: KernelCall, arguments: dict, result) -> tuple | None:
+    """(kernel keys [B, T, Hk, K], h [B, N, Hv, K, V], v_new [B, T, Hv, V], chunk size) from one call of fla's
+    chunk recursion, or None when it is not the recursion of `call` in the layout the norms read (value-first
+    states, packed varlen sequences, another shape): the caller then recomputes the states itself."""
+    k, (h, v_new) = arguments["k"], result[:2]
+    B, T, Hv, V = call.value.shape
+    chunk_size = arguments.get("chunk_size", fla_states.CHUNK_SIZE)
+    N = -(-T // chunk_size)
+    if arguments.get("state_v_first") or arguments.get("cu_seqlens") is not None or v_new is None:
+        return None
+    if k.shape[:2] != (B, T) or tuple(h.shape) != (B, N, Hv, k.shape[-1], V) or tuple(v_new.shape) != (B, T, Hv, V):
+        return None
+    return k, h, v_new, chunk_size
+
+
 def deltanet_layers(model: torch.nn.Module, adapter) -> dict[int, torch.nn.Module]:
     """Decoder-layer index -> DeltaNet module, for every layer whose config kind is linear attention."""
     layers = model.get_submodule(adapter.layers)
@@ -374,9 +437,24 @@ def register_deltanet(run) -> None:
         module = importlib.import_module(module_name)
         for name, kind in KERNEL_GLOBALS:
             run.handles.append(KernelPatch(module, name, lambda original, kind=kind: run.deltanet.wrap(original, kind)))
+    fla_chunk = _fla_chunk_module() if run.settings.deltanet_path != "torch" else None
+    if fla_chunk is not None:
+        run.handles.append(KernelPatch(fla_chunk, fla_states.FLA_FWD_H_NAME, run.deltanet.wrap_chunk_states))
     for index, module in modules.items():
         run.handles.append(module.register_forward_pre_hook(run.deltanet.enter_layer(index)))
         run.handles.append(module.register_forward_hook(run.deltanet.leave_layer))
+
+
+def _fla_chunk_module():
+    """fla's gated-delta-rule chunk module (its forward calls the chunk recursion by this module's global name),
+    or None when fla is not installed or does not have it (the fla path then recomputes the states)."""
+    if importlib.util.find_spec("fla") is None:
+        return None
+    try:
+        module = importlib.import_module(fla_states.FLA_CHUNK_MODULE)
+    except ImportError:
+        return None
+    return module if hasattr(module, fla_states.FLA_FWD_H_NAME) else None
 
 
 def needle_recall_pairs(spans) -> list[tuple[int, int]]:

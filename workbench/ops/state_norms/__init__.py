@@ -5,13 +5,14 @@ chunk speed; `state_norms_from_chunk_states` does it loop-free from fla's chunk-
 """
 
 from .chunked import chunked_state_stats, state_norms_from_chunk_states
-from .naive import GateStats, StateStats, gate_stats, kernel_qk, naive_state_stats, state_spectrum
+from .naive import GateStats, StateStats, gate_stats, kernel_k, kernel_qk, naive_state_stats, state_spectrum
 
 __all__ = [
     "GateStats",
     "StateStats",
     "chunked_state_stats",
     "gate_stats",
+    "kernel_k",
     "kernel_qk",
     "naive_state_stats",
     "state_norms_from_chunk_states",

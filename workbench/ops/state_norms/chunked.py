@@ -24,12 +24,13 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .naive import StateStats, check_positions, check_recall_pairs, kernel_qk, recall_metrics, state_spectrum
+from .naive import (StateStats, check_positions, check_recall_pairs, kernel_qk, l2norm, recall_metrics,
+                    state_spectrum)
 
 
 def _to_chunks(x: torch.Tensor, chunk_size: int, dtype) -> torch.Tensor:
     """[B, T, H, *rest] -> [B, H, N, C, *rest], zero-padded at the end to a multiple of C."""
-    x = x.to(dtype).transpose(1, 2)
+    x = x.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format)  # one copy: cast and transpose
     pad = (-x.shape[2]) % chunk_size
     if pad:
         x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, pad))
@@ -46,13 +47,14 @@ def _decay_matrix(c: torch.Tensor) -> torch.Tensor:
 def _chunk_identity(c, D, K, KK, h, delta, khat=None, k_dot_khat=None):
     """The chunk identity for any leading dims [...] (one chunk, or all N chunks at once).
 
-    c: [..., C]; D, KK: [..., C, C]; K: [..., C, K]; h: [..., K, V] chunk start state; delta: [..., C, V];
-    khat: broadcastable to [..., P, K]; k_dot_khat: [..., C, P].
+    c: [..., C]; D: [..., C, C]; h: [..., K, V] chunk start state; delta: [..., C, V]; K: [..., C, K] and
+    KK: [..., C, C] may instead broadcast to those (grouped heads: one key head for G value heads);
+    khat: broadcastable to [..., P, K]; k_dot_khat: broadcastable to [..., C, P].
     Returns norm^2 [..., C] (clamped >= 0) and the readouts S_r^T khat [..., P, C, V] (or None).
     """
     ec = c.exp()
-    s0_sq = h.square().sum((-2, -1))[..., None]  # [..., 1]
-    b = ((K @ h) * delta).sum(-1)  # [..., C]  b_j = k_j^T S0 delta_j
+    s0_sq = torch.linalg.vector_norm(h, dim=(-2, -1)).square()[..., None]  # [..., 1], no h-sized temporary
+    b = (K * (delta @ h.transpose(-1, -2))).sum(-1)  # [..., C]  b_j = k_j^T S0 delta_j; K only broadcast
     M = KK * (delta @ delta.transpose(-1, -2))  # [..., C, C]
     norm_sq = ec.square() * s0_sq + 2 * ec * (D @ b[..., None]).squeeze(-1) + ((D @ M) * D).sum(-1)
     readout = None
@@ -194,33 +196,45 @@ def state_norms_from_chunk_states(
         chunk_size: the chunk size that produced chunk_states (fla: 64).
     Returns:
         StateStats with state_norm [B, T, Hv] and, when asked, recall and snapshot fields (o, final_state None).
+    Works on [B, Hk, G, N, ...] (G = Hv / Hk value heads per key head): the keys and their Gram matrices stay
+    per key head and broadcast over the G value heads, never repeated. Each input is cast and laid out once.
     Memory: O(B Hv N C^2) for the decay matrices plus O(B Hv P T V) for recall readouts.
     """
     B, T, Hv = g.shape
-    _, kn = kernel_qk(k, k, Hv, use_qk_l2norm, dtype)  # [B, T, Hv, K]; the query half is unused
-    k_c = _to_chunks(kn, chunk_size, dtype)  # [B, H, N, C, K]
-    c = _to_chunks(g, chunk_size, dtype).cumsum(-1)  # [B, H, N, C]
-    N = c.shape[2]
+    Hk = k.shape[2]
+    if Hv % Hk:
+        raise ValueError(f"Hv={Hv} is not a multiple of Hk={Hk}")
+    G = Hv // Hk
+    kn = l2norm(k.to(dtype)) if use_qk_l2norm else k  # [B, T, Hk, K]
+    k_c = _to_chunks(kn, chunk_size, dtype)[:, :, None]  # [B, Hk, 1, N, C, K]
+    N = k_c.shape[3]
     if chunk_states.shape[2] != N:
         raise ValueError(f"chunk_states has {chunk_states.shape[2]} chunks, T={T} / chunk_size gives {N}")
-    h = chunk_states.to(dtype)
-    delta = _to_chunks(v_new[:, : N * chunk_size], chunk_size, dtype)  # [B, H, N, C, V]
-    D = _decay_matrix(c)
-    KK = k_c @ k_c.transpose(-1, -2)
+
+    def grouped(x):  # [B, Hv, ...] -> [B, Hk, G, ...] (value head h belongs to key head h // G)
+        return x.reshape(B, Hk, G, *x.shape[2:])
+
+    c = grouped(_to_chunks(g, chunk_size, dtype).cumsum(-1))  # [B, Hk, G, N, C]
+    h = grouped(chunk_states.to(dtype, memory_format=torch.contiguous_format))  # [B, Hk, G, N, K, V]
+    delta = grouped(_to_chunks(v_new[:, : N * chunk_size], chunk_size, dtype))  # [B, Hk, G, N, C, V]
+    D = _decay_matrix(c)  # [B, Hk, G, N, C, C]
+    KK = k_c @ k_c.transpose(-1, -2)  # [B, Hk, 1, N, C, C]
     pairs = v_target = khat = k_dot_khat = None
     if recall_pairs is not None:
         if v is None:
             raise ValueError("recall_pairs needs v (the recall targets)")
         pairs = check_recall_pairs(recall_pairs, T)
-        khat, v_target = _recall_inputs(kn, v, pairs, dtype)
-        k_dot_khat = k_c @ khat[:, :, None].transpose(-1, -2)  # [B, H, N, C, P]
-        khat = khat[:, :, None]  # [B, H, 1, P, K], broadcast over chunks
+        khat = kn[:, pairs[:, 0]].to(dtype).transpose(1, 2)[:, :, None, None]  # [B, Hk, 1, 1, P, K]
+        v_target = v[:, pairs[:, 1]].to(dtype).transpose(1, 2)  # [B, Hv, P, V]
+        k_dot_khat = k_c @ khat.transpose(-1, -2)  # [B, Hk, 1, N, C, P]
     norm_sq, readout = _chunk_identity(c, D, k_c, KK, h, delta, khat, k_dot_khat)
+    norm_sq = norm_sq.reshape(B, Hv, N, chunk_size)
+    readout = None if readout is None else readout.reshape(B, Hv, *readout.shape[3:])
     out = _assemble(norm_sq, readout, T, pairs, v_target)
     positions = check_positions(snapshot_positions, T)
     if positions:
         n = torch.tensor([t // chunk_size for t in positions])
         r = torch.tensor([t % chunk_size for t in positions])
-        states = _state_at(h[:, :, n], c[:, :, n, r], D[:, :, n, r], k_c[:, :, n], delta[:, :, n])
-        _with_spectrum(out, states.transpose(1, 2))  # [B, n_snap, Hv, K, V]
+        states = _state_at(h[:, :, :, n], c[:, :, :, n, r], D[:, :, :, n, r], k_c[:, :, :, n], delta[:, :, :, n])
+        _with_spectrum(out, states.reshape(B, Hv, *states.shape[3:]).transpose(1, 2))  # [B, n_snap, Hv, K, V]
     return StateStats(**out)

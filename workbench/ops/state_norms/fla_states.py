@@ -23,10 +23,12 @@ from typing import Callable
 import torch
 
 from .chunked import _decay_matrix, _to_chunks, chunked_state_stats
-from .naive import kernel_qk
+from .naive import kernel_k
 
 CHUNK_SIZE = 64  # fla's chunk size
 FLA_FWD_H = "fla.ops.common.chunk_delta_h.chunk_gated_delta_rule_fwd_h"
+FLA_FWD_H_NAME = FLA_FWD_H.rsplit(".", 1)[1]
+FLA_CHUNK_MODULE = "fla.ops.gated_delta_rule.chunk"  # chunk_gated_delta_rule_fwd calls FLA_FWD_H_NAME from here
 G_SCALES = (1.0, 1.0 / math.log(2.0))  # natural-log gate (older fla), log2 gate (fla with exp2 kernels)
 
 
@@ -49,7 +51,7 @@ def wy_inputs(k, v, g, beta, chunk_size: int = CHUNK_SIZE, use_qk_l2norm: bool =
     """k [B, T, Hk, K], v [B, T, Hv, V], g, beta [B, T, Hv] -> fla's fwd_h inputs, time-major, in `dtype`:
     kn [B, T, Hv, K] kernel keys, w [B, T, Hv, K], u [B, T, Hv, V], c [B, T, Hv] chunk-local cumulative g."""
     T, Hv = v.shape[1], v.shape[2]
-    _, kn = kernel_qk(k, k, Hv, use_qk_l2norm, dtype)  # [B, T, Hv, K]
+    kn = kernel_k(k, Hv, use_qk_l2norm, dtype)  # [B, T, Hv, K]
     k_c, v_c = _to_chunks(kn, chunk_size, dtype), _to_chunks(v, chunk_size, dtype)  # [B, H, N, C, *]
     g_c, beta_c = _to_chunks(g, chunk_size, dtype), _to_chunks(beta, chunk_size, dtype)  # [B, H, N, C]
     c = g_c.cumsum(-1)

@@ -77,14 +77,18 @@ def kernel_qk(
     Key head h serves value heads h*G .. h*G+G-1 (G = Hv / Hk, repeat_interleave). q and k are L2-normalised
     (eps 1e-6) when use_qk_l2norm; q is then scaled by K**-0.5, k is not.
     """
+    q = kernel_k(q, num_v_heads, use_qk_l2norm, dtype)
+    return q * q.shape[-1] ** -0.5, kernel_k(k, num_v_heads, use_qk_l2norm, dtype)
+
+
+def kernel_k(k: torch.Tensor, num_v_heads: int, use_qk_l2norm: bool = True, dtype=torch.float64) -> torch.Tensor:
+    """k: [B, T, Hk, K] -> [B, T, Hv, K] in `dtype`, L2-normalised when use_qk_l2norm (the key half of
+    `kernel_qk`, for callers that need no queries)."""
     num_k_heads = k.shape[2]
     if num_v_heads % num_k_heads:
         raise ValueError(f"Hv={num_v_heads} is not a multiple of Hk={num_k_heads}")
-    group = num_v_heads // num_k_heads
-    q, k = (x.to(dtype).repeat_interleave(group, dim=2) for x in (q, k))
-    if use_qk_l2norm:
-        q, k = l2norm(q), l2norm(k)
-    return q * q.shape[-1] ** -0.5, k
+    k = k.to(dtype).repeat_interleave(num_v_heads // num_k_heads, dim=2)
+    return l2norm(k) if use_qk_l2norm else k
 
 
 def check_recall_pairs(recall_pairs: torch.Tensor, seq_len: int) -> torch.Tensor:
