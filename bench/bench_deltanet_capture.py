@@ -7,14 +7,16 @@ Run on the GPU:  python bench/bench_deltanet_capture.py --tokens 32768 --device 
 On the CPU:      .venv/bin/python bench/bench_deltanet_capture.py --dims tiny --tokens 2048 --device cpu --reps 3
 
 Which path computes the per-token state norms is printed ("deltanet_path_ran"):
-  fla   - prefill on CUDA with fla importable: fla's Triton chunk recursion (`chunk_gated_delta_rule_fwd_h`)
-          gives the chunk-start states, then every per-token norm is a batched matmul over all chunks at once
-          (`state_norms_from_chunk_states`); no Python loop over chunks. Checked once per process against the
-          PyTorch chunk loop (`fla_states.calibrate`); "fla_unavailable" says why it did not run.
-  torch - `chunked_state_stats`: a Python loop over 64-token chunks (several kernels each). The CPU path, and
-          the GPU fallback: expect several times the forward at 32K tokens (see shared notes).
+  fla   - prefill on CUDA with fla importable: the chunk-start states h and corrected values v_new that the
+          model's own fla kernel computes are taken from its recursion (`chunk_gated_delta_rule_fwd_h`, wrapped
+          for the capture), then every per-token norm is a batched matmul over all chunks at once
+          (`state_norms_from_chunk_states`); no second recursion, no Python loop over chunks. "fla_unavailable"
+          says why it did not run; "fla-recompute" means the model's kernel did not run fla's recursion.
+  torch - `chunked_state_stats`: a Python loop over 64-token chunks (several kernels each). The CPU path:
+          expect several times the forward at 32K tokens on a GPU.
 --path torch forces the loop. On CUDA the bench first compares the two paths' per-head norms on the first
---check-tokens tokens and prints the largest norm-relative difference ("paths_max_rel_diff").
+--check-tokens tokens and prints the largest norm-relative difference ("paths_max_rel_diff"; in a bf16 model the
+fla path reads the bf16 states the model stores, the torch path recomputes them in fp32 from the same inputs).
 Plain and traced forwards alternate; each figure is the median of --reps timed calls after warm-up
 (registering and removing hooks and patches, and copying the results to the host, are inside the timed region).
 """

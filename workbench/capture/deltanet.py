@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters import LINEAR_ATTENTION
-from ..ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states
+from ..ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
 from ..ops.state_norms import fla_states
 from .settings import CaptureSettings
 from .transfer import stack_layers, to_host
@@ -291,15 +291,17 @@ class DeltaNetRecorder:
         if states is not None:
             kn, h, v_new, chunk_size = states
             return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
-                                                 chunk_size=chunk_size, use_qk_l2norm=False)
+                                                 chunk_size=chunk_size, use_qk_l2norm=False, snapshot_spectrum=False)
         if path == "fla-recompute":
             fwd_h, g_scale = fla_for(call.value.device)
             states, v_new = fla_states.chunk_states_from_kernel(
                 fwd_h, call.key, call.value, call.g, call.beta, call.initial_state, g_scale, call.use_qk_l2norm)
             return state_norms_from_chunk_states(call.key, call.g, states, v_new, call.value, pairs, snaps,
-                                                 chunk_size=fla_states.CHUNK_SIZE, use_qk_l2norm=call.use_qk_l2norm)
+                                                 chunk_size=fla_states.CHUNK_SIZE, use_qk_l2norm=call.use_qk_l2norm,
+                                                 snapshot_spectrum=False)
         return chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
-                                   snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm)
+                                   snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm,
+                                   snapshot_spectrum=False)
 
     def _observe(self, call: KernelCall, path: str, states=None) -> None:
         """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
@@ -343,11 +345,10 @@ class DeltaNetRecorder:
                 record["recall_rel_err"] = stats.recall_rel_err.transpose(0, 1).reshape(P, B * T, H)
                 record["recall_cos"] = stats.recall_cos.transpose(0, 1).reshape(P, B * T, H)
         record["snapshot_rows"] = (torch.arange(B)[:, None] * T + torch.tensor(snaps, dtype=torch.long)).reshape(-1)
-        if snaps:
-            record["snapshot_eff_rank"] = stats.snapshot_eff_rank.reshape(-1, H)
-            record["snapshot_top_sv"] = stats.snapshot_top_sv.reshape(-1, H)
+        if snaps:  # spectra are computed on the host at collect (an SVD per head is slow on the GPU)
+            record["snapshot_states"] = stats.snapshot_states.reshape(-1, *stats.snapshot_states.shape[2:])
         else:
-            record["snapshot_eff_rank"] = record["snapshot_top_sv"] = norm.new_zeros(0, H)
+            record["snapshot_states"] = norm.new_zeros(0, H, call.key.shape[-1], call.value.shape[-1])
         self._records.setdefault(call.layer, []).append(record)
 
     # --- collection --------------------------------------------------------------------------------
@@ -374,11 +375,12 @@ class DeltaNetRecorder:
 
         has_recall = "recall_pairs" in first[0]
         names = [*AGGREGATES, *(f"head_{n}" for n in PER_HEAD), *(f"segment_{n}" for n in SEGMENT_SUMS),
-                 "snapshot_eff_rank", "snapshot_top_sv"]
+                 "snapshot_states"]
         fields = {name: stacked(name) for name in names}
         if has_recall:
             fields["recall_rel_err"], fields["recall_cos"] = stacked("recall_rel_err", 1), stacked("recall_cos", 1)
         host = to_host(fields)
+        eff_rank, top_sv = state_spectrum(host.pop("snapshot_states"))  # [L, Q, H, K, V] -> [L, Q, H] each
         paths = sorted({r["path"] for r in first})
         capture = DeltaNetCapture(
             layers=layers,
@@ -393,8 +395,8 @@ class DeltaNetRecorder:
             recall_rel_err=host.get("recall_rel_err"),
             recall_cos=host.get("recall_cos"),
             snapshot_rows=rows("snapshot_rows"),
-            snapshot_eff_rank=host["snapshot_eff_rank"],
-            snapshot_top_sv=host["snapshot_top_sv"],
+            snapshot_eff_rank=eff_rank,
+            snapshot_top_sv=top_sv,
             path="+".join(paths),
         )
         self._records.clear()

@@ -1,4 +1,9 @@
-"""Chunk-start states and corrected values from fla's chunk recursion: the input of the loop-free norm path.
+"""Chunk-start states and corrected values from fla's chunk recursion, recomputed: the fallback of the fla path.
+
+During capture the fla path normally reads h and v_new straight from the model's own call of the recursion
+(capture/deltanet.py, `wrap_chunk_states`). This module is for when that call does not happen (the model runs
+transformers' torch kernel or another fla backend, or a benchmark has bare inputs): it builds the recursion's
+inputs itself and runs fla's kernel once more ("fla-recompute").
 
 The only sequential part of the chunked gated delta rule is the recursion over chunks (C tokens each)
     delta_n = u_n - w_n S_n,   S_{n+1} = e^{c_last} S_n + sum_j e^{c_last - c_j} k_j delta_j^T
