@@ -14,8 +14,10 @@ What the wrapper sees per call, in execution order (shapes as transformers passe
     g              [B, T, Hv]     log decay, <= 0; decay factor exp(g) in (0, 1]; half-life ln2 / -g tokens
     beta           [B, T, Hv]     write strength sigmoid(b) in (0, 1)
     initial_state  [B, Hv, K, V]  the cache's state (decode, chunked prefill) or None (a fresh sequence)
-Statistics are computed before the original kernel runs (the cache overwrites initial_state in place after
-it), on the kernel's device, and stay there until `collect()` copies each field off once.
+Statistics are computed on the kernel's device, before the original kernel runs (torch path) or inside it, as
+fla's recursion returns its states (fla path; the initial state is cloned first, since the cache overwrites it
+in place after the kernel), and stay there until `collect()` copies each field off once. State snapshots'
+spectra (an SVD per head) are computed on the host at collect.
 
 Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
 default, matches the fp64 scan to 1e-4); "fla" = the chunk-start states h and corrected values v_new that the
@@ -88,7 +90,7 @@ class DeltaNetCapture:
     recall_pairs [P, 2] (key_pos, value_pos) or None; recall_rel_err, recall_cos [L, P, N, H]: readout
         r = S_t^T k_key against v_value (see ops.state_norms); NaN before key_pos and on rows not computed
         (decode steps, calls continuing a cached state).
-    snapshot_rows [Q]; snapshot_eff_rank, snapshot_top_sv [L, Q, H].
+    snapshot_rows [Q]; snapshot_eff_rank, snapshot_top_sv [L, Q, H] (computed on the host).
     path: the paths that ran, joined by "+": "torch", "fla" (the model's own chunk states), "fla-recompute".
     """
 
