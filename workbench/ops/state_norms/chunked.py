@@ -71,8 +71,9 @@ def _state_at(h, c_r, D_r, K, delta):
 
 
 def _recall_inputs(kn, v, pairs, dtype):
-    """Kernel keys kn [B, T, Hv, K] -> khat [B, Hv, P, K]; v [B, T, Hv, V] -> targets [B, Hv, P, V]."""
-    return kn[:, pairs[:, 0]].transpose(1, 2), v[:, pairs[:, 1]].to(dtype).transpose(1, 2)
+    """Kernel keys kn [B, T, H, K] (H = Hv, or Hk for grouped heads) -> khat [B, H, P, K]; v [B, T, Hv, V] ->
+    targets [B, Hv, P, V]; both in `dtype`."""
+    return kn[:, pairs[:, 0]].to(dtype).transpose(1, 2), v[:, pairs[:, 1]].to(dtype).transpose(1, 2)
 
 
 def _assemble(norm_sq, readout, seq_len, pairs, v_target) -> dict:
@@ -230,8 +231,8 @@ def state_norms_from_chunk_states(
         if v is None:
             raise ValueError("recall_pairs needs v (the recall targets)")
         pairs = check_recall_pairs(recall_pairs, T)
-        khat = kn[:, pairs[:, 0]].to(dtype).transpose(1, 2)[:, :, None, None]  # [B, Hk, 1, 1, P, K]
-        v_target = v[:, pairs[:, 1]].to(dtype).transpose(1, 2)  # [B, Hv, P, V]
+        khat, v_target = _recall_inputs(kn, v, pairs, dtype)  # khat [B, Hk, P, K] per key head
+        khat = khat[:, :, None, None]  # [B, Hk, 1, 1, P, K]
         k_dot_khat = k_c @ khat.transpose(-1, -2)  # [B, Hk, 1, N, C, P]
     norm_sq, readout = _chunk_identity(c, D, k_c, KK, h, delta, khat, k_dot_khat)
     norm_sq = norm_sq.reshape(B, Hv, N, chunk_size)
