@@ -96,3 +96,16 @@ def test_folder_without_tokenizer_or_weights_is_refused_clearly(tmp_path, next_c
             shutil.copy(path, no_weights / path.name)
     with pytest.raises(ModelNotAvailable, match="cannot load weights"):
         load_model(str(no_weights))
+
+
+def test_config_hash_ignores_where_the_checkpoint_lies(tiny_next):
+    """The same config loaded from two folders hashes alike; a changed architecture field does not."""
+    import copy
+
+    from workbench.loading import config_hash
+
+    here, there = copy.deepcopy(tiny_next.config), copy.deepcopy(tiny_next.config)
+    here._name_or_path, there._name_or_path = "/tmp/a/checkpoint", "/srv/b/checkpoint"
+    assert config_hash(here) == config_hash(there)
+    there.num_experts_per_tok += 1
+    assert config_hash(here) != config_hash(there)

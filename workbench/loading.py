@@ -51,8 +51,11 @@ class LoadedModel:
 
 
 def config_hash(config) -> str:
-    """sha256 of the full config as sorted JSON: two runs with equal hashes ran the same architecture."""
-    text = json.dumps(json.loads(config.to_json_string(use_diff=False)), sort_keys=True)
+    """sha256 of the full config as sorted JSON: two runs with equal hashes ran the same architecture. Where the
+    weights were loaded from (`_name_or_path`) is left out, so one checkpoint hashes alike in every checkout."""
+    fields = json.loads(config.to_json_string(use_diff=False))
+    fields.pop("_name_or_path", None)
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
