@@ -149,6 +149,34 @@ def routing_specialisation(model, seed: int, route_tokens: int, device: torch.de
             "max_bits": float(np.log2(len(streams)))}
 
 
+@torch.no_grad()
+def mtp_acceptance(model, head, seed: int, n_tokens: int, device: torch.device, row_len: int = 1024) -> dict:
+    """Greedy draft acceptance of the MTP head per domain (held-out streams, `n_tokens` each, rows of `row_len`),
+    teacher-forced (see workbench.mtp.acceptance), and per position bucket over all domains."""
+    from ..mtp import mtp_logits
+    from ..mtp.acceptance import acceptance_rows, position_bucket
+
+    by_domain, by_bucket = {}, {}
+    for domain in data.DOMAINS:
+        ids = domain_stream(domain, seed, n_tokens)
+        x = torch.tensor(ids[: len(ids) // row_len * row_len], device=device).view(-1, row_len)  # [R, row_len]
+        accepted, correct, p_acc = [], [], []
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            hidden = model.model(input_ids=x, use_cache=False).last_hidden_state  # [R, row_len, H], final-normed
+            trunk, drafts = model.lm_head(hidden), mtp_logits(model, head, x, hidden)
+        for r in range(x.shape[0]):
+            rows = acceptance_rows(x[r], trunk[r].float(), drafts[r].float())
+            accepted += rows["accepted"]
+            correct += [c for c in rows["draft_correct"] if c is not None]
+            p_acc += rows["p_accepted"]
+            for pos, ok in zip(rows["position"], rows["accepted"]):
+                by_bucket.setdefault(position_bucket(pos), []).append(ok)
+        by_domain[domain] = {"accepted": float(np.mean(accepted)), "draft_correct": float(np.mean(correct)),
+                             "p_accepted": float(np.mean(p_acc)), "rows": len(accepted)}
+    return {"tokens_per_domain": n_tokens, "row_len": row_len, "by_domain": by_domain,
+            "by_position": {b: float(np.mean(v)) for b, v in by_bucket.items()}}
+
+
 def evaluate(model_dir: str, n: int = 100, seed: int = 0, device: str | None = None, suites: list[str] | None = None,
              batch_tokens: int | None = None, route_tokens: int = 16384) -> dict:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -168,6 +196,11 @@ def evaluate(model_dir: str, n: int = 100, seed: int = 0, device: str | None = N
             "seconds": round(time.perf_counter() - t0, 2),
             "wrong_examples": [{k: r[k] for k in ("id", "answer", "predicted")} for r in results if not r["exact"]][:3]}
     report["routing"] = routing_specialisation(model, seed, route_tokens, device) if route_tokens else None
+    from ..mtp import load_mtp_head, mtp_tensor_names
+
+    if mtp_tensor_names(model_dir):
+        head = load_mtp_head(model, model_dir)
+        report["mtp"] = mtp_acceptance(model, head, seed, route_tokens or 16384, device)
     return report
 
 
@@ -181,6 +214,11 @@ def format_table(report: dict) -> str:
         lines.append(f"routing JS (bits, mean over layers, {len(routing['domains'])} domains, max "
                      f"{routing['max_bits']:.2f}): trained {routing['js_bits_trained']:.4f}, random init "
                      f"{routing['js_bits_random_init']:.4f}, ratio {routing['ratio']:.2f}")
+    mtp = report.get("mtp")
+    if mtp:
+        lines.append("MTP greedy acceptance by domain: " + ", ".join(
+            f"{d} {row['accepted']:.1%}" for d, row in mtp["by_domain"].items()))
+        lines.append("MTP acceptance by position: " + ", ".join(f"{b} {v:.1%}" for b, v in mtp["by_position"].items()))
     return "\n".join(lines)
 
 

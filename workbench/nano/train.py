@@ -7,10 +7,16 @@ Run as a script, fla and causal_conv1d are blocked before transformers is import
 is refused on Hopper (an incorrect-results guard), so training uses transformers' torch DeltaNet kernels.
 Imported as a module (tests) nothing is blocked; `main` refuses CUDA training when fla is importable.
 
-Loss = mean token cross-entropy over every token + answer_weight * mean cross-entropy over answer tokens
+    python -m workbench.nano.train --out DIR --init-from workbench/nano/checkpoint --mtp-weight 0.3 --minutes 6
+
+Loss = lm_weight * mean token cross-entropy over every token + answer_weight * mean cross-entropy over answer tokens
 (the digits or items a prompt asks for and the token that ends them; their own mean, so long filler cannot
 drown them)
-+ router_aux_loss_coef * the router load-balancing loss. Each step holds ~tokens_per_step tokens in rows
++ router_aux_loss_coef * the router load-balancing loss
++ mtp_weight * the multi-token-prediction loss (with --mtp-weight > 0: a Qwen3-Next MTP head, `workbench.mtp`, whose
+row t predicts token t+2 from the trunk's final-normed hidden h_t and token t+1, mean cross-entropy over every row;
+the head starts as a copy of the trunk's last full-attention layer and is saved as its own `mtp.*` shard).
+--init-from continues from a checkpoint (its config and weights) instead of a random init. Each step holds ~tokens_per_step tokens in rows
 of one length drawn from a curriculum (256/512 for the first 10% of the budget, then 256..4096 with most
 steps at 1024-2048). LR: linear warmup over `warmup_steps`, then cosine to 10% over the wall-clock budget.
 Row lengths follow the wall clock, so two runs are seeded alike but not bit-identical.
@@ -42,6 +48,7 @@ import transformers  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info  # noqa: E402
 from transformers import Qwen3NextForCausalLM  # noqa: E402
 
+from ..mtp import MTPHead, mtp_logits, write_mtp_shard  # noqa: E402
 from . import data  # noqa: E402
 from .model_config import check_nano_structure, nano_config  # noqa: E402
 from .tokenizer import build_tokenizer, build_vocab  # noqa: E402
@@ -86,20 +93,35 @@ def learning_rate(step: int, progress: float, peak: float, warmup_steps: int) ->
 
 
 def step_loss(model, input_ids: torch.Tensor, answer_flags: torch.Tensor, answer_weight: float, aux_coef: float,
-              autocast: bool) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one batch. input_ids, answer_flags: [B, L+1]; predicts ids[:, 1:] from ids[:, :-1]."""
+              autocast: bool, lm_weight: float = 1.0, mtp_head: MTPHead | None = None,
+              mtp_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch. input_ids, answer_flags: [B, L+1]; predicts ids[:, 1:] from ids[:, :-1] (and, with an
+    MTP head, ids[:, 2:] from the trunk's final-normed hidden states and ids[:, 1:-1])."""
     inputs, targets = input_ids[:, :-1], input_ids[:, 1:]  # [B, L]
     is_answer = answer_flags[:, 1:].float()  # [B, L]
-    with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
-        out = model(input_ids=inputs, use_cache=False, output_router_logits=aux_coef > 0)
+    final_hidden = []
+    hook = (model.get_decoder().norm.register_forward_hook(lambda _m, _i, out: final_hidden.append(out))
+            if mtp_head is not None else None)
+    try:
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+            out = model(input_ids=inputs, use_cache=False, output_router_logits=aux_coef > 0)
+            mtp_out = mtp_logits(model, mtp_head, inputs, final_hidden[0]) if mtp_head is not None else None
+    finally:
+        if hook is not None:
+            hook.remove()
     token_ce = F.cross_entropy(out.logits.float().flatten(0, 1), targets.flatten(), reduction="none")
     token_ce = token_ce.view_as(is_answer)  # [B, L]
     lm_loss = token_ce.mean()
     answer_loss = (token_ce * is_answer).sum() / is_answer.sum().clamp_min(1.0)
-    loss = lm_loss + answer_weight * answer_loss
+    loss = lm_weight * lm_loss + answer_weight * answer_loss
     aux = out.aux_loss if aux_coef > 0 and out.aux_loss is not None else torch.zeros((), device=loss.device)
     loss = loss + aux_coef * aux.float()
-    return loss, {"lm_loss": lm_loss.detach(), "answer_loss": answer_loss.detach(), "aux_loss": aux.detach()}
+    parts = {"lm_loss": lm_loss.detach(), "answer_loss": answer_loss.detach(), "aux_loss": aux.detach()}
+    if mtp_out is not None:  # row t predicts targets[:, t + 1]
+        mtp_loss = F.cross_entropy(mtp_out.float().flatten(0, 1), targets[:, 1:].flatten())
+        loss = loss + mtp_weight * mtp_loss
+        parts["mtp_loss"] = mtp_loss.detach()
+    return loss, parts
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,6 +137,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=None, help="default 100 (tiny: 2)")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--answer-weight", type=float, default=1.0)
+    p.add_argument("--lm-weight", type=float, default=1.0, help="weight of the every-token cross-entropy")
+    p.add_argument("--mtp-weight", type=float, default=0.0, help="> 0: train an MTP head with this loss weight")
+    p.add_argument("--init-from", default=None, help="continue from this checkpoint folder (config and weights)")
     p.add_argument("--aux-coef", type=float, default=0.01, help="router load-balancing loss coefficient")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 2 on cuda, 0 on cpu)")
     p.add_argument("--log-every", type=int, default=None, help="default 25 (tiny: 1)")
@@ -139,14 +164,30 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
 
     tokenizer = build_tokenizer()
-    config = nano_config(len(tokenizer), tiny=args.tiny, router_aux_loss_coef=args.aux_coef)
+    if args.init_from:
+        if not (Path(args.init_from) / "config.json").is_file():
+            raise SystemExit(f"--init-from {args.init_from}: not a checkpoint folder (no config.json)")
+        model = Qwen3NextForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
+        config = model.config
+        config.router_aux_loss_coef = args.aux_coef
+    else:
+        config = nano_config(len(tokenizer), tiny=args.tiny, router_aux_loss_coef=args.aux_coef)
+        model = Qwen3NextForCausalLM(config)
     counts = check_nano_structure(config, min_experts=32 if args.tiny else 128)
-    model = Qwen3NextForCausalLM(config).to(device).train()
+    model = model.to(device).train()
+    mtp_head = None
+    if args.mtp_weight > 0:
+        mtp_head = MTPHead(model)
+        last_full = [i for i, kind in enumerate(config.layer_types) if kind == "full_attention"][-1]
+        mtp_head.layers[0].load_state_dict(model.get_decoder().layers[last_full].state_dict())  # warm start
+        torch.nn.init.normal_(mtp_head.fc.weight, std=config.initializer_range)
+        mtp_head = mtp_head.to(device).train()
     print(f"nano{' (tiny)' if args.tiny else ''}: {counts['total']:,} params, {counts['active']:,} active/token, "
           f"device {device}, torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
 
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    params = list(model.parameters()) + (list(mtp_head.parameters()) if mtp_head is not None else [])
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=args.lr, betas=(0.9, 0.95), fused=on_cuda)
@@ -171,10 +212,11 @@ def main(argv=None) -> dict:
         input_ids = input_ids.to(device, non_blocking=True)
         answer_flags = answer_flags.to(device, non_blocking=True)
         loss, parts = step_loss(model, input_ids, answer_flags, args.answer_weight, config.router_aux_loss_coef,
-                                autocast=on_cuda)
+                                autocast=on_cuda, lm_weight=args.lm_weight, mtp_head=mtp_head,
+                                mtp_weight=args.mtp_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
         tokens += input_ids[:, :-1].numel()
@@ -197,6 +239,8 @@ def main(argv=None) -> dict:
     # shards of at most 12 MB: the lent GPU returns files of at most 16 MiB, and the release is sharded too
     model.to(torch.bfloat16).save_pretrained(str(out_dir), max_shard_size="12MB")
     tokenizer.save_pretrained(str(out_dir))
+    if mtp_head is not None:  # its own shard, named and indexed as the release does
+        write_mtp_shard(out_dir, mtp_head.to(torch.bfloat16).state_dict())
     summary = {"steps": step, "tokens": tokens, "train_s": round(train_s, 1),
                "tokens_per_s": round(tokens / max(train_s, 1e-9)), "final": log[-1] if log else None, "params": counts,
                "args": vars(args), "device": str(device), "torch": torch.__version__,
