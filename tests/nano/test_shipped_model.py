@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from workbench.loading import load_model
 from workbench.nano import data, evaluate
 from workbench.nano.builtin import SHIPPED
-from workbench.nano.model_config import MAX_CHECKPOINT_BYTES, check_nano_structure
+from workbench.nano.model_config import MAX_CHECKPOINT_BYTES, MAX_MTP_BYTES, check_nano_structure
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,11 @@ def test_loads_offline_through_the_checkpoint_path(nano, monkeypatch):
 def test_config_has_the_release_structure_and_fits_the_budget(nano):
     counts = check_nano_structure(nano.model.config)
     assert counts["total"] == sum(p.numel() for p in nano.model.parameters())
-    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= MAX_CHECKPOINT_BYTES
+    index = json.loads((SHIPPED / "model.safetensors.index.json").read_text())["weight_map"]
+    mtp_shards = {shard for name, shard in index.items() if name.startswith("mtp.")}
+    assert len(mtp_shards) == 1 and mtp_shards.isdisjoint(s for n, s in index.items() if not n.startswith("mtp."))
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir() if f.name not in mtp_shards) <= MAX_CHECKPOINT_BYTES
+    assert sum((SHIPPED / shard).stat().st_size for shard in mtp_shards) <= MAX_MTP_BYTES
     card = (SHIPPED / "README.md").read_text()
     assert f"{counts['total']:,}" in card and f"{counts['active']:,}" in card
 
