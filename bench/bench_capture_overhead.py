@@ -18,7 +18,7 @@ import time
 import torch
 
 from workbench.capture import CaptureSettings, capture
-from workbench.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
+from workbench.testing.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
 
 
 def _sync(device: torch.device) -> None:
@@ -87,7 +87,7 @@ def main() -> None:
     def traced():  # registering and removing the hooks is inside the timed region
         with capture(model, settings) as run:
             model(input_ids=input_ids, use_cache=False)
-            collect_times.append(_timed(run.collect_routing, device))  # the copy off the device alone
+            collect_times.append(_timed(lambda: run.collect("routing"), device))  # the copy off the device alone
 
     plain_times, traced_times = [], []
     with torch.inference_mode():

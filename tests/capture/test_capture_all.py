@@ -29,10 +29,10 @@ def test_all_capture_on_leaves_logits_unchanged(tiny_next, input_ids):
     with torch.no_grad():
         plain = tiny_next(input_ids=input_ids, use_cache=False).logits
         with capture(tiny_next, ALL) as run:
-            run.set_recall_pairs(torch.tensor([[10, 10]]))
-            run.set_attention_sequence([("needle", 8, 12)], [30])
+            run.recorder("deltanet").set_recall_pairs(torch.tensor([[10, 10]]))
+            run.recorder("attention").set_sequence([("needle", 8, 12)], [30])
             traced = tiny_next(input_ids=input_ids, use_cache=False).logits
-            routing, deltanet, attention = run.collect_routing(), run.collect_deltanet(), run.collect_attention()
+            routing, deltanet, attention = run.collect("routing"), run.collect("deltanet"), run.collect("attention")
     assert (traced - plain).abs().max().item() <= 1e-6
     assert routing.router_logits is not None and deltanet is not None and attention is not None
     assert _model_state(tiny_next) == before
