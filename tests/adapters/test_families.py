@@ -14,9 +14,9 @@ from workbench.testing.families import FAMILY_CONFIGS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 FAMILIES = list(FAMILY_CONFIGS)
-ADAPTER_OF = {"qwen3_5_wrapper": "qwen3_5"}
+ADAPTER_OF = {"qwen3_5_wrapper": "qwen3_5", "qwen3_5_moe_wrapper": "qwen3_5_moe"}
 MOE = [f for f in FAMILIES if f not in ("qwen3_5", "qwen3_5_wrapper")]
-HYBRID = ["qwen3_next", "qwen3_5_moe", "qwen3_5", "qwen3_5_wrapper", "kimi_linear"]
+HYBRID = ["qwen3_next", "qwen3_5_moe", "qwen3_5", "qwen3_5_wrapper", "qwen3_5_moe_wrapper", "kimi_linear"]
 
 
 def _ids(vocab=256, batch=2, length=29, seed=7):
@@ -38,8 +38,8 @@ def test_checkpoint_loads_as_its_family_with_the_same_logits(family, family_chec
     ids = _ids()
     with torch.no_grad():
         assert torch.equal(loaded.model(input_ids=ids).logits, model(input_ids=ids).logits)
-    if family == "qwen3_5_wrapper":  # the text decoder only: no vision tower loaded
-        assert type(model).__name__ == "Qwen3_5ForConditionalGeneration"
+    if family.endswith("_wrapper"):  # the text decoder only: no vision tower loaded
+        assert type(model).__name__.endswith("ForConditionalGeneration")
         assert not any("visual" in name for name, _ in loaded.model.named_parameters())
         assert sum(p.numel() for p in loaded.model.parameters()) < sum(p.numel() for p in model.parameters())
 
@@ -151,3 +151,33 @@ def test_state_norms_equal_the_fp64_scan(family, family_checkpoints):
         norms = got.head_state_norm[index].reshape(ref.shape)  # [B, T, H]
         assert ((norms.double() - ref).abs().max() / ref.abs().max()).item() <= 1e-4
         torch.testing.assert_close(got.state_norm_max[index].double(), ref.amax(-1).reshape(-1), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["qwen3_5", "kimi_linear", "deepseek_v3", "mixtral", "olmoe", "qwen3_moe"])
+def test_attention_stats_equal_the_models_eager_weights(family, family_checkpoints):
+    """Attention stats of every full-attention layer (gated, MLA with per-head keys from the latent, plain GQA)
+    against the attention maps the model's own eager path returns."""
+    from workbench.ops.attention_stats import stats_from_weights
+
+    _, _, loaded = family_checkpoints(family)
+    model, ids, spans = loaded.model, _ids(), [("needle", 5, 11), ("all", 0, 29)]
+    settings = CaptureSettings(routing=False, attention=True, attention_stride=4, attention_topk=3)
+    with torch.no_grad():
+        with capture(model, settings, loaded.adapter) as run:
+            run.recorder("attention").set_sequence(spans, [9])
+            model(input_ids=ids, use_cache=False)
+            got = run.collect("attention")
+        model.set_attn_implementation("eager")
+        try:
+            weights = [w for w in model(input_ids=ids, use_cache=False, output_attentions=True).attentions
+                       if w is not None]
+        finally:
+            model.set_attn_implementation("sdpa")
+    kinds = loaded.adapter.layer_kinds(model.config)
+    assert got.layers == [i for i, kind in enumerate(kinds) if kind == "full_attention"] and len(weights) == len(got.layers)
+    for index, weight in enumerate(weights):
+        ref = stats_from_weights(weight, got.query_positions, spans, 3)
+        for name in ("entropy", "sink_mass", "topk_weight"):
+            torch.testing.assert_close(getattr(got, name)[index].double(), getattr(ref, name), atol=1e-5, rtol=0)
+        torch.testing.assert_close(got.span_mass["needle"][index].double(), ref.span_mass["needle"], atol=1e-5, rtol=0)
+        assert torch.equal(got.topk_pos[index], ref.topk_pos)

@@ -18,7 +18,21 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 @pytest.fixture
-def toy_family():
+def no_qwen2_moe():
+    """The registry without a qwen2_moe family (one registered elsewhere in this process, e.g. by the README's
+    example, is put back afterwards)."""
+    from workbench.adapters import register, supported_model_types
+
+    earlier = get_adapter("qwen2_moe") if "qwen2_moe" in supported_model_types() else None
+    if earlier is not None:
+        unregister(earlier)
+    yield
+    if earlier is not None and "qwen2_moe" not in supported_model_types():
+        register(earlier)
+
+
+@pytest.fixture
+def toy_family(no_qwen2_moe):
     """Import the one adapter file (its register() call runs), and unregister it afterwards."""
     spec = importlib.util.spec_from_file_location("toy_family", Path(__file__).with_name("toy_family.py"))
     module = importlib.util.module_from_spec(spec)
@@ -41,7 +55,7 @@ def qwen2_moe_checkpoint(tmp_path, tokenizer):
     return model, write_checkpoint(tmp_path / "qwen2-moe", model, tokenizer)
 
 
-def test_unregistered_family_is_refused_in_one_line(tmp_path, qwen2_moe_checkpoint):
+def test_unregistered_family_is_refused_in_one_line(tmp_path, no_qwen2_moe, qwen2_moe_checkpoint):
     _, folder = qwen2_moe_checkpoint
     with pytest.raises(UnsupportedArchitecture):
         get_adapter("qwen2_moe")

@@ -11,6 +11,7 @@ from .layer_kinds import FULL_ATTENTION, LINEAR_ATTENTION, all_full_attention, f
 from .registry import (
     UnsupportedArchitecture,
     adapter_for_config,
+    families_markdown,
     get_adapter,
     register,
     registered_adapters,
@@ -35,6 +36,7 @@ __all__ = [
     "UnsupportedArchitecture",
     "adapter_for_config",
     "all_full_attention",
+    "families_markdown",
     "full_attention_interval",
     "get_adapter",
     "layer_types_field",

@@ -26,4 +26,4 @@ MIXTRAL = register(Adapter(name="mixtral", model_types=("mixtral",), architectur
                            captures=ROUTING.format(scoring="softmax, always renormalised")))
 DEEPSEEK_V3 = register(Adapter(name="deepseek_v3", model_types=("deepseek_v3",), architecture="DeepseekV3ForCausalLM",
                                layer_kinds_of=all_full_attention, router=RouterSite(path="mlp.gate", scoring="sigmoid"),
-                               captures=ROUTING.format(scoring="sigmoid + bias, grouped top-k")))
+                               captures="routing (sigmoid + bias, grouped top-k); MLA attention stats"))

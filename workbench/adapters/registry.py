@@ -66,3 +66,14 @@ def adapter_for_config(config) -> Adapter:
         named = f" ({', '.join(architectures)})" if architectures else ""
         raise _unsupported(f"model_type {model_type!r}{named}")
     return adapter
+
+
+def families_markdown() -> str:
+    """The README's table of supported families, from the registry (a test pins the README to it)."""
+    lines = ["| family | config `model_type` | loads as | captures |", "|---|---|---|---|"]
+    for adapter in registered_adapters():
+        types = ", ".join(f"`{t}`" for t in adapter.model_types)
+        if adapter.wrapper_model_types:
+            types += " (multimodal wrapper " + ", ".join(f"`{t}`" for t in adapter.wrapper_model_types) + ": text only)"
+        lines.append(f"| {adapter.name} | {types} | `{adapter.architecture}` | {adapter.captures} |")
+    return "\n".join(lines)

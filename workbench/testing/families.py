@@ -33,6 +33,15 @@ def qwen3_5_wrapper_config(vocab_size: int = 259, num_layers: int = 4):
     return Qwen3_5Config(text_config=text, vision_config=vision, architectures=["Qwen3_5ForConditionalGeneration"])
 
 
+def qwen3_5_moe_wrapper_config(vocab_size: int = 259, num_layers: int = 4):
+    """Qwen3.5-MoE as released: the multimodal wrapper (model_type "qwen3_5_moe") with a tiny vision tower."""
+    from transformers import Qwen3_5MoeConfig
+
+    text = qwen3_5_moe_config(num_layers=num_layers, vocab_size=vocab_size, **SPECIAL_TOKENS).to_dict()
+    vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=ATTENTION_DIMS["hidden_size"])
+    return Qwen3_5MoeConfig(text_config=text, vision_config=vision, architectures=["Qwen3_5MoeForConditionalGeneration"])
+
+
 def kimi_linear_config(vocab_size: int = 259, num_layers: int = 4, **overrides):
     """Kimi-Linear: KDA and MLA attention 3:1, first layer dense, then sigmoid-routed MoE (4 groups, best 2)."""
     from transformers import KimiLinearConfig
@@ -81,12 +90,13 @@ def deepseek_v3_config(vocab_size: int = 259, num_layers: int = 3):
                             qk_nope_head_dim=8, v_head_dim=16, **SPECIAL_TOKENS)
 
 
-# family name -> tiny config builder (vocab_size) ; "qwen3_5_wrapper" is Qwen3.5 saved as the multimodal wrapper
+# family name -> tiny config builder (vocab_size); "*_wrapper": the family saved as its multimodal wrapper
 FAMILY_CONFIGS = {
     "qwen3_next": lambda vocab: qwen3_next_config(num_layers=4, vocab_size=vocab),
     "qwen3_5_moe": lambda vocab: qwen3_5_moe_config(num_layers=4, vocab_size=vocab),
     "qwen3_5": qwen3_5_text_config,
     "qwen3_5_wrapper": qwen3_5_wrapper_config,
+    "qwen3_5_moe_wrapper": qwen3_5_moe_wrapper_config,
     "kimi_linear": kimi_linear_config,
     "qwen3_moe": qwen3_moe_config,
     "olmoe": olmoe_config,
@@ -98,12 +108,14 @@ FAMILY_CONFIGS = {
 def build_family_model(name: str, vocab_size: int = 259, seed: int = 0):
     """Seeded random model of a family; sigmoid routers get a random correction bias (zeros would hide its role)."""
     import torch
-    from transformers import AutoModelForCausalLM, Qwen3_5ForConditionalGeneration
+    from transformers import AutoModelForCausalLM, Qwen3_5ForConditionalGeneration, Qwen3_5MoeForConditionalGeneration
 
     config = FAMILY_CONFIGS[name](vocab_size)
     torch.manual_seed(seed)
-    if name == "qwen3_5_wrapper":
-        model = Qwen3_5ForConditionalGeneration(config)
+    wrappers = {"qwen3_5_wrapper": Qwen3_5ForConditionalGeneration,
+                "qwen3_5_moe_wrapper": Qwen3_5MoeForConditionalGeneration}
+    if name in wrappers:  # saved as released: vision tower and language model under model.language_model
+        model = wrappers[name](config)
     else:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
