@@ -181,3 +181,29 @@ def test_attention_stats_equal_the_models_eager_weights(family, family_checkpoin
             torch.testing.assert_close(getattr(got, name)[index].double(), getattr(ref, name), atol=1e-5, rtol=0)
         torch.testing.assert_close(got.span_mass["needle"][index].double(), ref.span_mass["needle"], atol=1e-5, rtol=0)
         assert torch.equal(got.topk_pos[index], ref.topk_pos)
+
+
+@pytest.mark.parametrize("family", ["qwen3_5", "kimi_linear"])
+def test_cached_decode_continues_the_prefills_state(family, family_checkpoints):
+    """Prefill then one cached decode step: the recurrent kernel's call carries on from the cached state, so its
+    positions continue and its state norms equal the fp64 scan over the whole sequence at that token."""
+    _, _, loaded = family_checkpoints(family)
+    model, adapter = loaded.model, loaded.adapter
+    ids = _ids(batch=1, length=21)
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
+    with torch.no_grad(), capture(model, settings, adapter) as run:
+        recorder = run.recorder("deltanet")
+        recorder.keep_calls = True
+        cache = model(input_ids=ids[:, :20], use_cache=True).past_key_values
+        model(input_ids=ids[:, 20:], past_key_values=cache, use_cache=True)
+        got = run.collect("deltanet")
+    assert got.positions.tolist() == list(range(21))
+    scan = naive_kda_state_stats if adapter.linear_attention.decay == "per_key_channel" else naive_state_stats
+    prefill = [c for c in recorder.calls if c.kind == "chunk"]
+    decode = [c for c in recorder.calls if c.kind == "recurrent"]
+    assert len(prefill) == len(decode) == len(got.layers)
+    for index, (first, step) in enumerate(zip(prefill, decode)):
+        whole = [torch.cat([getattr(first, n), getattr(step, n)], 1) for n in ("query", "key", "value", "g", "beta")]
+        ref = scan(*whole, use_qk_l2norm=first.use_qk_l2norm).state_norm[0]  # [T, H]
+        norms = got.head_state_norm[index]  # [21, H]
+        assert ((norms.double() - ref).abs().max() / ref.abs().max()).item() <= 1e-4

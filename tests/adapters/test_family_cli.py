@@ -50,3 +50,12 @@ def test_cli_traces_every_family(family, family_checkpoints, tmp_path):
         assert ("state_recall" in tables) == (adapter.linear_attention.decay == "per_head")  # KDA: norms only
     else:
         assert "deltanet" not in tables
+
+
+def test_a_capture_the_family_lacks_is_refused_in_one_line(family_checkpoints, tmp_path):
+    _, folder, _ = family_checkpoints("olmoe")
+    out = tmp_path / "trace"
+    result = CliRunner().invoke(app, ["trace", "--model", str(folder), "--text", "abc", "--out", str(out), "--deltanet"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "olmoe: no linear-attention layer" in errors[0]
+    assert not (out / "routing").exists()  # nothing written

@@ -71,9 +71,9 @@ class CaptureSettings:
         still load elsewhere): deltanet_path='fla' needs flash-linear-attention and a CUDA device."""
         if self.deltanet_path != "fla":
             return
-        import importlib.util
+        from .deltanet.patch import fla_installed
 
-        if importlib.util.find_spec("fla") is None:
+        if not fla_installed():
             raise ValueError("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "
                              "--deltanet-path torch runs anywhere")
         if device is not None and not str(device).startswith("cuda"):

@@ -17,6 +17,11 @@ from ...ops.state_norms import fla_states
 _FLA: dict[str, tuple] = {}  # device -> (fwd_h, g_scale) after a successful calibration, or (None, reason)
 
 
+def fla_installed() -> bool:
+    """Whether flash-linear-attention can be imported (the one place this is asked; nothing is imported here)."""
+    return importlib.util.find_spec("fla") is not None
+
+
 def fla_for(device: torch.device) -> tuple:
     """(fwd_h, g_scale) when fla's chunk recursion imports and calibrates on `device`, else (None, reason).
     Calibrated once per device and process."""
@@ -24,7 +29,7 @@ def fla_for(device: torch.device) -> tuple:
     if key not in _FLA:
         if device.type != "cuda":
             _FLA[key] = (None, f"fla needs a CUDA device, got {device}")
-        elif importlib.util.find_spec("fla") is None:
+        elif not fla_installed():
             _FLA[key] = (None, "fla is not installed")
         else:
             try:  # any failure of this optional fast path (import, signature, Triton, numbers) means: use torch
@@ -51,7 +56,7 @@ class KernelPatch:
 def fla_chunk_module():
     """fla's gated-delta-rule chunk module (its forward calls the chunk recursion by this module's global name),
     or None when fla is not installed or does not have it (the fla path then recomputes the states)."""
-    if importlib.util.find_spec("fla") is None:
+    if not fla_installed():
         return None
     try:
         module = importlib.import_module(fla_states.FLA_CHUNK_MODULE)
