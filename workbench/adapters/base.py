@@ -125,10 +125,11 @@ class Adapter:
     wrapper_model_types: model_types of multimodal wrapper configs whose `text_config` is one of model_types:
                    the loader takes the text config and loads the text decoder only (no vision tower).
     layers:        path of the decoder-layer ModuleList.
-    layer_kinds:   config -> kind of every decoder layer ("linear_attention" / "full_attention"); see layer_kinds.py.
+    layer_kinds_of: text config -> kind of every decoder layer ("linear_attention" / "full_attention"): from
+                   `layer_types` (falling back to `full_attention_interval`), or all attention; see layer_kinds.py.
     router, attention, linear_attention: capture sites; None where the family has none (a dense model has no
                    router, a plain MoE no linear attention).
-    captures:      one line per capture kind for the README table (what this family gives).
+    captures:      what the family gives, per capture kind, in one line (the README table).
     """
 
     name: str
