@@ -171,10 +171,14 @@ def test_kernel_called_outside_a_layer_passes_through(tiny_next):
     q, k = torch.randn(2, 1, 5, 2, 16)
     v = torch.randn(1, 5, 4, 16)
     g, beta = -torch.rand(2, 1, 5, 4)
+    original = module.torch_chunk_gated_delta_rule
     with capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
-        o, _ = module.torch_chunk_gated_delta_rule(q, k, v, g=g, beta=beta, use_qk_l2norm_in_kernel=True)
+        assert module.torch_chunk_gated_delta_rule is not original  # the wrapper is what runs
+        o, state = module.torch_chunk_gated_delta_rule(q, k, v, g=g, beta=beta, output_final_state=True,
+                                                       use_qk_l2norm_in_kernel=True)
         assert run.collect("deltanet") is None
-    assert o.shape == v.shape
+    o_ref, state_ref = original(q, k, v, g=g, beta=beta, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    assert torch.equal(o, o_ref) and torch.equal(state, state_ref)
 
 
 def test_fla_path_on_cpu_is_refused_clearly_and_an_error_mid_forward_restores(tiny_next):
