@@ -109,7 +109,8 @@ def test_kda_with_equal_channels_equals_scalar_decay_ops(case):
     (q, k, v, g, beta), state = make_case(**case)
     g_scalar = g[..., 0]  # [B, T, Hv]
     g_channels = g_scalar[..., None].expand_as(g).contiguous()
-    kda, gdn = naive_kda_state_stats(q, k, v, g_channels, beta, state), naive_state_stats(q, k, v, g_scalar, beta, state)
+    kda = naive_kda_state_stats(q, k, v, g_channels, beta, state)
+    gdn = naive_state_stats(q, k, v, g_scalar, beta, state)
     for name in FIELDS:
         assert rel_max(getattr(kda, name), getattr(gdn, name)) <= 1e-12, name
     kda = chunked_kda_state_stats(q, k, v, g_channels, beta, state, chunk_size=case["C"])

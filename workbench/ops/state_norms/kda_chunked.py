@@ -68,6 +68,7 @@ def chunked_kda_state_stats(
     use_qk_l2norm: bool = True,
     dtype: torch.dtype = torch.float32,
     return_chunk_states: bool = False,
+    with_norms: bool = True,
 ) -> StateStats:
     """Chunked Kimi Delta Attention with exact per-token state norms; same contract as `naive_kda_state_stats`.
 
@@ -80,6 +81,7 @@ def chunked_kda_state_stats(
         dtype: compute dtype (fp32 matches the fp64 scan to ~1e-5 relative; fp64 to round-off).
         return_chunk_states: also return chunk_states [B, Hv, N, K, V] (start state of each chunk) and v_new
             [B, T, Hv, V], the inputs of `kda_state_norms_from_chunk_states` (fla's chunk_kda h and v_new).
+        with_norms: False skips the norms (state_norm is then None), for callers that need only o and v_new.
     Returns:
         StateStats with state_norm [B, T, Hv], o [B, T, Hv, V], final_state [B, Hv, K, V] (and chunk_states, v_new).
     The loop over T / C chunks carries the state; each chunk costs O(C^2 K) for the decay tensor, O(C^3 K) for the
@@ -108,7 +110,8 @@ def chunked_kda_state_stats(
         delta = sol[..., :V] - sol[..., V:] @ S  # [B, Hv, C, V]
         intra_attn = (Kt * q_i[..., :, None, :]).sum(-1).masked_fill(strictly_upper, 0)  # q_r . (E_rj o k_j)
         outs.append((q_i * c_i.exp()) @ S + intra_attn @ delta)
-        norm_sq.append(_kda_chunk_norms(c_i, E, k_i, S, delta))
+        if with_norms:
+            norm_sq.append(_kda_chunk_norms(c_i, E, k_i, S, delta))
         if return_chunk_states:
             starts.append(S)
             deltas.append(delta)
@@ -116,7 +119,7 @@ def chunked_kda_state_stats(
         S = S * c_last.exp().transpose(-1, -2) + (k_i * (c_last - c_i).exp()).transpose(-1, -2) @ delta
 
     out = dict(
-        state_norm=torch.stack(norm_sq, 2).sqrt().reshape(B, Hv, -1)[..., :T].transpose(1, 2),  # [B, T, Hv]
+        state_norm=torch.stack(norm_sq, 2).sqrt().reshape(B, Hv, -1)[..., :T].transpose(1, 2) if with_norms else None,
         o=torch.stack(outs, 2).reshape(B, Hv, -1, V)[:, :, :T].transpose(1, 2),  # [B, T, Hv, V]
         final_state=S,
     )
