@@ -109,7 +109,7 @@ def span_contributions(
             raise ValueError("pass either v and beta (delta recomputed) or v_new (fla's corrected values)")
         if g.dim() == 4:
             run = chunked_kda_state_stats(q, k, v, g, beta, initial_state, chunk_size, use_qk_l2norm, dtype,
-                                          return_chunk_states=True, with_norms=False)
+                                          return_chunk_states=True, norms=None)
         else:
             run = chunked_state_stats(q, k, v, g, beta, initial_state, chunk_size=chunk_size,
                                       use_qk_l2norm=use_qk_l2norm, dtype=dtype, return_chunk_states=True)
