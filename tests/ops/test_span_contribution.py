@@ -124,6 +124,16 @@ def test_one_span_over_everything_is_the_kernel_output(gate):
     torch.testing.assert_close(got.norm_ratio["all"], torch.ones_like(got.norm_ratio["all"]), atol=TOL, rtol=0)
 
 
+def test_overlapping_spans_leave_the_union_to_the_rest():
+    """Overlapping spans each get their full part; the rest is o_t minus the part of their union (not of their sum)."""
+    (q, k, v, g, beta), state = make_case(1, 40, 1, 2, 8, 4, 16, "channel", "random", True)
+    qpos, spans = torch.tensor([25, 39]), [("a", 10, 30), ("b", 20, 35), ("inside_a", 12, 14)]
+    ref = naive_span_contributions(q, k, v, g, beta, qpos, spans, state)
+    assert_matches(span_contributions(q, k, g, qpos, spans, v=v, beta=beta, initial_state=state, chunk_size=16), ref)
+    union = naive_span_contributions(q, k, v, g, beta, qpos, [("a_or_b", 10, 35)], state)
+    assert (ref.rest - union.rest).abs().max() <= 1e-12 * ref.o.abs().max()
+
+
 def test_cumulative_decay_keeps_short_differences_exact_after_many_tokens():
     """After 50,000 tokens of g ~ -20.3 (c ~ -1e6) a plain fp32 cumsum differences neighbours to ~0.06 (a 6% error
     in exp(c_t - c_j)); the two-level sum matches the fp64 cumsum of the same fp32 g to 1e-9 there."""

@@ -188,9 +188,11 @@ def kda_state_norms_from_chunk_states(
     _check_norm_method(norms)
     if norms is None:
         raise ValueError("kda_state_norms_from_chunk_states computes norms: norms must not be None")
+    if g.dim() != 4:
+        raise ValueError(f"per-channel g must be [B, T, Hv, K], got {tuple(g.shape)}")
     B, T, Hv, K = g.shape
-    Hk = k.shape[2]
-    if k.dim() != 4 or k.shape[:2] != (B, T) or k.shape[-1] != K or Hv % Hk:
+    Hk = k.shape[2] if k.dim() == 4 else 0
+    if Hk == 0 or k.shape[:2] != (B, T) or k.shape[-1] != K or Hv % Hk:
         raise ValueError(f"k must be [B={B}, T={T}, Hk, K={K}] with Hv={Hv} a multiple of Hk, got {tuple(k.shape)}")
     kn = (l2norm(k.to(dtype)) if use_qk_l2norm else k.to(dtype)).repeat_interleave(Hv // Hk, dim=2)
     k_c = _to_chunks(kn, chunk_size, dtype)  # [B, Hv, N, C, K]
