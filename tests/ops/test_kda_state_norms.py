@@ -59,34 +59,38 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("norms", ["identity", "scan"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_kda_chunked_matches_naive(case):
+def test_kda_chunked_matches_naive(case, norms):
     args, state = make_case(**case)
     ref = naive_kda_state_stats(*args, state)
-    got = chunked_kda_state_stats(*args, state, chunk_size=case["C"])
+    got = chunked_kda_state_stats(*args, state, chunk_size=case["C"], norms=norms)
     assert got.state_norm.dtype == torch.float32 and got.state_norm.shape == (case["B"], case["T"], case["Hv"])
     assert got.o.shape == args[2].shape and got.final_state.shape == (case["B"], case["Hv"], case["K"], case["V"])
     for name in FIELDS:
         assert rel_max(getattr(got, name), getattr(ref, name)) <= TOL, name
 
 
+@pytest.mark.parametrize("norms", ["identity", "scan"])
 @pytest.mark.parametrize("case", [CASES[3], CASES[7]], ids=case_id)
-def test_kda_chunked_fp64_matches_naive_to_roundoff(case):
+def test_kda_chunked_fp64_matches_naive_to_roundoff(case, norms):
     args, state = make_case(**case)
     ref = naive_kda_state_stats(*args, state)
-    got = chunked_kda_state_stats(*args, state, chunk_size=case["C"], dtype=torch.float64)
+    got = chunked_kda_state_stats(*args, state, chunk_size=case["C"], dtype=torch.float64, norms=norms)
     for name in FIELDS:
         assert rel_max(getattr(got, name), getattr(ref, name)) <= 1e-10, name
 
 
+@pytest.mark.parametrize("norms", ["identity", "scan"])
 @pytest.mark.parametrize("case", [CASES[2], CASES[4], CASES[7]], ids=case_id)
-def test_kda_loop_free_path_from_chunk_states(case):
+def test_kda_loop_free_path_from_chunk_states(case, norms):
     """Chunk-start states and v_new of the chunk loop (what fla's chunk_kda forward holds) give the same norms."""
     args, state = make_case(**case)
     loop = chunked_kda_state_stats(*args, state, chunk_size=case["C"], return_chunk_states=True)
     assert loop.chunk_states.shape == (case["B"], case["Hv"], -(-case["T"] // case["C"]), case["K"], case["V"])
     assert rel_max(loop.v_new, naive_kda_state_stats(*args, state).v_new) <= TOL
-    got = kda_state_norms_from_chunk_states(args[1], args[3], loop.chunk_states, loop.v_new, chunk_size=case["C"])
+    got = kda_state_norms_from_chunk_states(args[1], args[3], loop.chunk_states, loop.v_new, chunk_size=case["C"],
+                                            norms=norms)
     assert got.o is None
     assert rel_max(got.state_norm, naive_kda_state_stats(*args, state).state_norm) <= TOL
 
@@ -109,7 +113,8 @@ def test_kda_with_equal_channels_equals_scalar_decay_ops(case):
     (q, k, v, g, beta), state = make_case(**case)
     g_scalar = g[..., 0]  # [B, T, Hv]
     g_channels = g_scalar[..., None].expand_as(g).contiguous()
-    kda, gdn = naive_kda_state_stats(q, k, v, g_channels, beta, state), naive_state_stats(q, k, v, g_scalar, beta, state)
+    kda = naive_kda_state_stats(q, k, v, g_channels, beta, state)
+    gdn = naive_state_stats(q, k, v, g_scalar, beta, state)
     for name in FIELDS:
         assert rel_max(getattr(kda, name), getattr(gdn, name)) <= 1e-12, name
     kda = chunked_kda_state_stats(q, k, v, g_channels, beta, state, chunk_size=case["C"])
@@ -131,7 +136,9 @@ def test_kda_norm_by_hand():
     beta[0, 0] = 1.0
     expected = 5.0 * torch.exp(-0.5 * torch.arange(T, dtype=f64))
     for stats in (naive_kda_state_stats(k, k, v, g, beta, use_qk_l2norm=False),
-                  chunked_kda_state_stats(k, k, v, g, beta, chunk_size=4, use_qk_l2norm=False, dtype=f64)):
+                  chunked_kda_state_stats(k, k, v, g, beta, chunk_size=4, use_qk_l2norm=False, dtype=f64),
+                  chunked_kda_state_stats(k, k, v, g, beta, chunk_size=4, use_qk_l2norm=False, dtype=f64,
+                                          norms="scan")):
         torch.testing.assert_close(stats.state_norm[0, :, 0], expected, atol=1e-12, rtol=0)
 
 
@@ -141,3 +148,5 @@ def test_kda_rejects_a_scalar_gate():
         chunked_kda_state_stats(q, k, v, g[..., 0], beta)
     with pytest.raises(ValueError, match="multiple of Hk"):
         naive_kda_state_stats(q, k, v[:, :, :3], g[:, :, :3], beta[:, :, :3])
+    with pytest.raises(ValueError, match="norms must be"):
+        chunked_kda_state_stats(q, k, v, g, beta, norms="gram")
