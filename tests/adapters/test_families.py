@@ -126,16 +126,21 @@ def test_capture_leaves_logits_bit_identical_and_the_model_restored(family, fami
 
 
 @pytest.mark.parametrize("family", HYBRID)
-def test_state_norms_equal_the_fp64_scan(family, family_checkpoints):
-    """Per-head state norms of every linear-attention layer against the fp64 token scan (Gated DeltaNet, or KDA with
-    its per-key-channel decay) run on the kernel inputs the capture saw; those inputs reproduce the kernel's output."""
+def test_state_norms_recall_and_snapshots_equal_the_fp64_scan(family, family_checkpoints):
+    """Per-head state norms, planted-pair recall and state snapshots of every linear-attention layer against the fp64
+    token scan (Gated DeltaNet, or KDA with its per-key-channel decay) run on the kernel inputs the capture saw;
+    those inputs reproduce the kernel's output."""
+    from workbench.ops.state_norms import state_spectrum
+    from workbench.ops.state_norms.kda_readout import naive_kda_readouts
+
     _, _, loaded = family_checkpoints(family)
     model, adapter = loaded.model, loaded.adapter
-    settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
-    ids = _ids(length=70)  # more than one 64-token chunk
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", state_snapshots=(5, -1))
+    ids, pairs = _ids(length=70), torch.tensor([[10, 10], [66, 3]])  # more than one 64-token chunk
     with torch.no_grad(), capture(model, settings, adapter) as run:
         recorder = run.recorder("deltanet")
         recorder.keep_calls = True
+        recorder.set_recall_pairs(pairs)
         model(input_ids=ids, use_cache=False)
         got = run.collect("deltanet")
     per_key_channel = adapter.linear_attention.decay == "per_key_channel"
@@ -146,11 +151,21 @@ def test_state_norms_equal_the_fp64_scan(family, family_checkpoints):
         o, _ = chunk_kernel(call.query, call.key, call.value, g=call.g, beta=call.beta, initial_state=None,
                             output_final_state=False, use_qk_l2norm_in_kernel=call.use_qk_l2norm)
         assert torch.equal(o, call.output[0])
-        scan = naive_kda_state_stats if per_key_channel else naive_state_stats
-        ref = scan(call.query, call.key, call.value, call.g, call.beta, use_qk_l2norm=call.use_qk_l2norm).state_norm
-        norms = got.head_state_norm[index].reshape(ref.shape)  # [B, T, H]
-        assert ((norms.double() - ref).abs().max() / ref.abs().max()).item() <= 1e-4
-        torch.testing.assert_close(got.state_norm_max[index].double(), ref.amax(-1).reshape(-1), atol=1e-4, rtol=1e-4)
+        inputs = (call.key, call.value, call.g, call.beta) if per_key_channel else \
+            (call.query, call.key, call.value, call.g, call.beta)
+        scan = naive_kda_readouts if per_key_channel else naive_state_stats
+        ref = scan(*inputs, None, pairs, [5, 69], use_qk_l2norm=call.use_qk_l2norm)
+        norms = got.head_state_norm[index].reshape(ref.state_norm.shape)  # [B, T, H]
+        assert ((norms.double() - ref.state_norm).abs().max() / ref.state_norm.abs().max()).item() <= 1e-4
+        torch.testing.assert_close(got.state_norm_max[index].double(), ref.state_norm.amax(-1).reshape(-1),
+                                   atol=1e-4, rtol=1e-4)
+        for name in ("recall_rel_err", "recall_cos"):  # [P, B*T, H] against [B, P, T, H]
+            expected = getattr(ref, name).transpose(0, 1).reshape(getattr(got, name)[index].shape)
+            torch.testing.assert_close(getattr(got, name)[index].double(), expected, atol=1e-4, rtol=1e-4,
+                                       equal_nan=True)
+        eff_rank, top_sv = state_spectrum(ref.snapshot_states.reshape(-1, *ref.snapshot_states.shape[2:]))
+        torch.testing.assert_close(got.snapshot_top_sv[index].double(), top_sv, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got.snapshot_eff_rank[index].double(), eff_rank, atol=1e-3, rtol=1e-4)
 
 
 @pytest.mark.parametrize("family", ["qwen3_5", "kimi_linear", "deepseek_v3", "mixtral", "olmoe", "qwen3_moe"])

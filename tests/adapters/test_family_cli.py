@@ -47,7 +47,7 @@ def test_cli_traces_every_family(family, family_checkpoints, tmp_path):
         assert {"deltanet", "deltanet_heads", "deltanet_head_summary"} <= tables
         deltanet_layers = set(trace.read("deltanet").column("layer").to_pylist())
         assert deltanet_layers == {i for i, kind in enumerate(kinds) if kind == "linear_attention"}
-        assert ("state_recall" in tables) == (adapter.linear_attention.decay == "per_head")  # KDA: norms only
+        assert "state_recall" in tables  # the needle span's recall, for Gated DeltaNet and KDA alike
     else:
         assert "deltanet" not in tables
 

@@ -18,6 +18,6 @@ KIMI_LINEAR = register(
             recurrent_kernel="recurrent_kimi_delta_attention",
             decay="per_key_channel",
         ),
-        captures="routing (sigmoid + bias, grouped top-k); MLA attention stats; KDA state norms and gates (no recall, snapshots)",
+        captures="routing (sigmoid + bias, grouped top-k); MLA attention stats; KDA state (decay per key channel)",
     )
 )

@@ -21,6 +21,9 @@ fla's recursion returns its states (fla path; the initial state is cloned first,
 in place after the kernel), and stay there until `collect()` copies each field off once. State snapshots'
 spectra (an SVD per head) are computed on the host at collect.
 
+Kimi Delta Attention (decay per key channel) always takes the torch path: `chunked_kda_state_stats` (the per-channel
+chunk identity) for norms, `kda_readouts_from_chunk_states` for recall and snapshots.
+
 Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
 default, matches the fp64 scan to 1e-4); "fla" = the chunk-start states h and corrected values v_new that the
 model's own fla kernel computes: capture also wraps fla's chunk recursion (`chunk_gated_delta_rule_fwd_h` in
@@ -35,6 +38,7 @@ the torch path (one token, a handful of small ops). `DeltaNetCapture.path` says 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from dataclasses import dataclass
@@ -45,6 +49,7 @@ from ...adapters import LINEAR_ATTENTION
 from ...ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
 from ...ops.state_norms import fla_states
 from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
+from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
 from ...trace.deltanet_tables import deltanet_tables
 from ..records import DeltaNetCapture
 from ..recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
@@ -266,9 +271,16 @@ class DeltaNetRecorder:
     def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int], states=None):
         """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device.
         states: (kernel keys, h, v_new, chunk size) from the model's own fla recursion (path "fla")."""
-        if self.decay == "per_key_channel":
-            return chunked_kda_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state,
-                                           chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm)
+        if self.decay == "per_key_channel":  # KDA: norms by the chunk identity, readouts from its chunk states
+            chunk_size, readouts = min(64, call.value.shape[1]), pairs is not None or bool(snaps)
+            stats = chunked_kda_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state,
+                                            chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm,
+                                            return_chunk_states=readouts)
+            if not readouts:
+                return stats
+            extra = kda_readouts_from_chunk_states(call.key, call.value, call.g, stats.chunk_states, stats.v_new,
+                                                   pairs, snaps, chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm)
+            return dataclasses.replace(stats, **extra)
         if states is not None:
             kn, h, v_new, chunk_size = states
             return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
@@ -288,9 +300,8 @@ class DeltaNetRecorder:
         """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
         call.observed = True
         B, T, H = call.g.shape[:3]
-        per_head_decay = self.decay == "per_head"  # KDA: state norms only (no recall readout or snapshots yet)
-        pairs = self._recall_pairs_for(call, T) if per_head_decay else None
-        snaps = _snapshot_locals(self.settings.state_snapshots, call, T) if per_head_decay else []
+        pairs = self._recall_pairs_for(call, T)
+        snaps = _snapshot_locals(self.settings.state_snapshots, call, T)
         stats = self._state_stats(call, path, pairs, snaps, states)
         g, beta = call.g.float(), call.beta.float()  # [B, T, H] (KDA: g [B, T, H, K])
         if g.dim() == 4:
