@@ -174,6 +174,10 @@ def load_model(
         )
     except OSError as error:
         raise ModelNotAvailable(f"cannot load weights from {location}: {error}") from error
+    if type(model).__name__ != adapter.architecture:  # the adapter's sites and kernel globals belong to that class
+        raise UnsupportedArchitecture(
+            f"{location} loads as {type(model).__name__}, but the {adapter.name} adapter describes "
+            f"{adapter.architecture}; supported model_types: {', '.join(supported_model_types())}")
     if device is not None:
         model = model.to(device)
     model.eval()

@@ -222,3 +222,16 @@ def test_cached_decode_continues_the_prefills_state(family, family_checkpoints):
         ref = scan(*whole, use_qk_l2norm=first.use_qk_l2norm).state_norm[0]  # [T, H]
         norms = got.head_state_norm[index]  # [21, H]
         assert ((norms.double() - ref).abs().max() / ref.abs().max()).item() <= 1e-4
+
+
+def test_a_capture_kind_the_family_lacks_fails_at_attach_and_undoes_the_others(family_checkpoints):
+    """Routing and attention attach before DeltaNet capture finds no linear-attention layer: the error names the
+    family, and what was attached is removed."""
+    from workbench.capture import CaptureError
+
+    _, _, loaded = family_checkpoints("olmoe")
+    before = model_state(loaded.model, loaded.adapter)
+    with pytest.raises(CaptureError, match="olmoe: no linear-attention layer"):
+        with capture(loaded.model, CaptureSettings(attention=True, deltanet=True), loaded.adapter):
+            pass
+    assert model_state(loaded.model, loaded.adapter) == before

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from workbench.adapters import UnsupportedArchitecture, get_adapter, unregister
+from workbench.adapters import Adapter, UnsupportedArchitecture, get_adapter, unregister
 from workbench.cli import app
 from workbench.testing.toy import build_model, write_checkpoint
 from workbench.trace import open_trace
@@ -84,3 +84,17 @@ def test_one_adapter_file_makes_a_family_traceable(tmp_path, toy_family, qwen2_m
         ids_ref = torch.softmax(logits.double(), -1).topk(2, -1).indices.numpy()
         assert np.array_equal(np.stack(rows.topk_ids.to_numpy()), ids_ref)
         assert rows.shared_gate.notna().all()  # the shared-expert gate the adapter names was hooked
+
+
+def test_an_adapter_for_another_class_is_refused(no_qwen2_moe, qwen2_moe_checkpoint):
+    """The adapter's sites and kernel globals belong to one transformers class: loading as another is refused."""
+    from workbench.adapters import register
+    from workbench.loading import load_model
+
+    _, folder = qwen2_moe_checkpoint
+    wrong = register(Adapter(name="qwen2_moe", model_types=("qwen2_moe",), architecture="Qwen2MoeForSomethingElse"))
+    try:
+        with pytest.raises(UnsupportedArchitecture, match="loads as Qwen2MoeForCausalLM, but the qwen2_moe adapter"):
+            load_model(str(folder))
+    finally:
+        unregister(wrong)

@@ -78,7 +78,7 @@ class AttentionRecorder:
 
     def attach(self, model: torch.nn.Module, adapter: Adapter) -> list:
         """Route every full-attention layer's attention call through the recording function and hook its output
-        gate; the returned handles undo both (the implementation swap last)."""
+        gate; the returned handles undo both (capture removes them newest first: the implementation swap first)."""
         modules = full_attention_layers(model, adapter)
         original = model.config._attn_implementation
         if original not in DELEGATES:
