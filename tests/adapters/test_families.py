@@ -235,3 +235,19 @@ def test_a_capture_kind_the_family_lacks_fails_at_attach_and_undoes_the_others(f
         with capture(loaded.model, CaptureSettings(attention=True, deltanet=True), loaded.adapter):
             pass
     assert model_state(loaded.model, loaded.adapter) == before
+
+
+def test_sliding_window_attention_is_refused_not_misread(tokenizer):
+    """Attention stats read every earlier key; a sliding-window config (Mixtral with sliding_window set) is refused
+    instead of reporting mass on keys the model never attends to."""
+    from workbench.capture import AttentionCaptureError
+    from workbench.testing.families import mixtral_config
+    from workbench.testing.toy import build_model
+
+    config = mixtral_config(len(tokenizer))
+    config.sliding_window = 8
+    model = build_model(config)
+    with pytest.raises(AttentionCaptureError, match="mixtral: attention stats assume full causal attention"):
+        with capture(model, CaptureSettings(attention=True)):
+            pass
+    assert model_state(model)[:2] == (0, "sdpa")

@@ -80,6 +80,11 @@ class AttentionRecorder:
         """Route every full-attention layer's attention call through the recording function and hook its output
         gate; the returned handles undo both (capture removes them newest first: the implementation swap first)."""
         modules = full_attention_layers(model, adapter)
+        window = getattr(model.config, "sliding_window", None)
+        if window and getattr(model.config, "use_sliding_window", True):
+            raise AttentionCaptureError(
+                f"{adapter.name}: attention stats assume full causal attention, but the config sets sliding_window="
+                f"{window}; capture without attention=True")
         original = model.config._attn_implementation
         if original not in DELEGATES:
             nested = " (an attention capture is already active on this model)" if str(original).startswith(PREFIX) else ""
