@@ -17,8 +17,9 @@ import time
 
 import torch
 
+from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings, capture
-from workbench.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
+from workbench.testing.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
 
 
 def _sync(device: torch.device) -> None:
@@ -61,9 +62,8 @@ def build_slice(args, device: torch.device, dtype: torch.dtype):
     torch.manual_seed(0)
     with device:
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
-    for name, param in model.named_parameters():  # from_config leaves the router weights at zero
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(param, std=0.02)
+    for router in get_adapter("qwen3_next").routers(model).values():  # from_config leaves router weights at zero
+        torch.nn.init.normal_(router.weight, std=0.02)
     return model, config
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     def traced():  # registering and removing the hooks is inside the timed region
         with capture(model, settings) as run:
             model(input_ids=input_ids, use_cache=False)
-            collect_times.append(_timed(run.collect_routing, device))  # the copy off the device alone
+            collect_times.append(_timed(lambda: run.collect("routing"), device))  # the copy off the device alone
 
     plain_times, traced_times = [], []
     with torch.inference_mode():

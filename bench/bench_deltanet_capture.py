@@ -37,10 +37,10 @@ from workbench.capture.deltanet import fla_for
 def traced_forward(model, input_ids, settings, pairs):
     with capture(model, settings) as run:
         if pairs is not None:
-            run.set_recall_pairs(pairs)
+            run.recorder("deltanet").set_recall_pairs(pairs)
         model(input_ids=input_ids, use_cache=False)
-        run.collect_routing()
-        return run.collect_deltanet()
+        run.collect("routing")
+        return run.collect("deltanet")
 
 
 def compare_paths(model, input_ids) -> float:

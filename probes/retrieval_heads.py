@@ -19,7 +19,7 @@ import json
 from workbench.analysis.retrieval import top_retrieval_heads
 from workbench.loading import load_model
 from workbench.prompts import Prompt, read_prompts
-from workbench.retrieval_probe import trace_retrieval
+from workbench.probes.retrieval import trace_retrieval
 from workbench.trace import open_trace
 
 

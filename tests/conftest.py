@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workbench.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
+from workbench.testing.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
 
 
 @pytest.fixture(autouse=True)

@@ -79,7 +79,7 @@ def test_bad_flags_fail_clearly_before_loading(tmp_path, next_checkpoint):
     for extra, message in [
         (["--max-tokens", "0"], "--max-tokens"),
         (["--max-tokens", "-3"], "--max-tokens"),
-        (["--dtype", "fp16"], "--dtype takes auto, float32, bfloat16, float16, got 'fp16'"),
+        (["--dtype", "fp16"], "dtype takes auto, float32, bfloat16, float16, got 'fp16'"),
         (["--device", "cpu", "--device-map", "auto"], "either --device or --device-map"),
     ]:
         result = runner.invoke(app, base + extra)

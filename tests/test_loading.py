@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from workbench.adapters import UnsupportedArchitecture, get_adapter, supported_architectures
+from workbench.adapters import UnsupportedArchitecture, get_adapter, supported_model_types
 from workbench.loading import ModelNotAvailable, load_model
 
 
@@ -22,7 +22,7 @@ def test_sharded_checkpoint_loads_with_same_logits(next_checkpoint, tiny_next):
 
 
 def test_qwen35_moe_checkpoint_loads(tmp_path, tiny_35moe, tokenizer):
-    from workbench.toy import write_checkpoint
+    from workbench.testing.toy import write_checkpoint
 
     folder = write_checkpoint(tmp_path / "q35", tiny_35moe, tokenizer)
     loaded = load_model(str(folder), dtype="bfloat16")
@@ -36,17 +36,20 @@ def test_nano_loads():
     assert loaded.adapter.layer_kinds(loaded.model.config).count("full_attention") >= 2
 
 
-def test_unknown_architecture_lists_supported(tmp_path, next_checkpoint):
-    folder = tmp_path / "llama-like"
-    folder.mkdir()
-    config = json.loads((next_checkpoint / "config.json").read_text())
-    config["architectures"] = ["MysteryForCausalLM"]
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UnsupportedArchitecture) as error:
-        load_model(str(folder))
-    message = str(error.value)
-    assert "MysteryForCausalLM" in message
-    assert all(name in message for name in supported_architectures())
+def test_unknown_model_type_is_one_line_listing_the_supported(tmp_path, next_checkpoint):
+    """An unknown model_type (which transformers itself cannot parse) and a known-to-transformers but unsupported one
+    both end in one line naming it and every supported model_type."""
+    for model_type, architecture in (("mystery", "MysteryForCausalLM"), ("llama", "LlamaForCausalLM")):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        config = json.loads((next_checkpoint / "config.json").read_text())
+        config["model_type"], config["architectures"] = model_type, [architecture]
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(UnsupportedArchitecture) as error:
+            load_model(str(folder))
+        message = str(error.value)
+        assert "\n" not in message and repr(model_type) in message and architecture in message
+        assert all(name in message for name in supported_model_types())
 
 
 def test_missing_path_fails_fast(tmp_path):
@@ -65,7 +68,7 @@ def test_uncached_hub_id_fails_fast_without_network(monkeypatch, tmp_path):
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match="unknown dtype"):
+    with pytest.raises(ValueError, match="dtype takes auto"):
         load_model("nano", dtype="fp8")
     with pytest.raises(ValueError, match="either --device or --device-map"):
         load_model("nano", device="cpu", device_map="auto")

@@ -49,37 +49,26 @@ def trace(
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
 ):
     """Trace prompts through a model and append one run to OUT."""
-    from .capture import CaptureSettings
-    from .loading import DTYPES, ModelNotAvailable, check_device, load_model
     from .adapters import UnsupportedArchitecture
+    from .capture import CaptureError, CaptureSettings
+    from .loading import ModelNotAvailable, check_load_options, load_model
     from .prompts import PromptFileError, prompt_from_text, read_prompts
+    from .spans import SpanError
     from .trace import TraceFolderError
     from .trace.folder import prepare_for_append
     from .tracing import trace_prompts
-    from .spans import SpanError
-    from .capture.attention import AttentionCaptureError
 
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
-    deltanet_options = deltanet_heads != "aggregate" or deltanet_head_stride or state_snapshot or deltanet_path != "auto"
-    if deltanet_options and not deltanet:
-        _fail("--deltanet-heads, --deltanet-head-stride, --state-snapshot and --deltanet-path need --deltanet")
-    if deltanet_heads not in ("aggregate", "per_head") or deltanet_path not in ("auto", "fla", "torch"):
-        _fail("--deltanet-heads takes aggregate or per_head; --deltanet-path takes auto, fla or torch")
-    if deltanet_path == "fla":  # refuse before the model loads, not at the first DeltaNet layer
-        import importlib.util
-
-        if importlib.util.find_spec("fla") is None:
-            _fail("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "
-                  "--deltanet-path torch runs anywhere")
-        if device is not None and not device.startswith("cuda"):
-            _fail(f"--deltanet-path fla runs on CUDA only, got --device {device}")
-    if dtype not in DTYPES:
-        _fail(f"--dtype takes {', '.join(DTYPES)}, got {dtype!r}")
-    if device is not None and device_map is not None:
-        _fail("give either --device or --device-map, not both")
-    try:
-        check_device(device)
+    try:  # every check that needs no model, each in the one place that owns it, before anything loads
+        settings = CaptureSettings(router_logits=router_logits, attention=attention,
+                                   attention_stride=attention_stride, attention_topk=attention_topk,
+                                   deltanet=deltanet, deltanet_heads=deltanet_heads,
+                                   deltanet_head_stride=deltanet_head_stride,
+                                   state_snapshots=tuple(state_snapshot or ()),
+                                   deltanet_path=deltanet_path)
+        settings.check_environment(device)
+        check_load_options(dtype, device, device_map)
     except ValueError as error:
         _fail(str(error))
     try:
@@ -87,15 +76,9 @@ def trace(
         prepare_for_append(out)  # check the folder before spending time on the model
         loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
                             trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
-        settings = CaptureSettings(router_logits=router_logits, attention=attention,
-                                   attention_stride=attention_stride, attention_topk=attention_topk,
-                                   deltanet=deltanet, deltanet_heads=deltanet_heads,
-                                   deltanet_head_stride=deltanet_head_stride,
-                                   state_snapshots=tuple(state_snapshot or ()),
-                                   deltanet_path=deltanet_path)
         summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens)
     except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
-            AttentionCaptureError) as error:
+            CaptureError) as error:
         _fail(str(error))
     typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}")
 

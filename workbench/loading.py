@@ -1,8 +1,10 @@
 """Load a model and its tokenizer from an HF id, a local checkpoint folder, or the built-in name `nano`.
 
 Nothing here waits on the network unless asked: HF ids resolve from the local cache only
-(`allow_download=True` lifts that). The architecture is checked against the adapter registry from
-the config alone, before any weight is read.
+(`allow_download=True` lifts that). The family is checked against the adapter registry from the config alone,
+before any weight is read. A multimodal wrapper checkpoint (Qwen3.5: `text_config`, weights under
+`model.language_model.`) loads as its text decoder only: the adapter picks the text config, and transformers maps
+the weight names and skips the vision tower.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .adapters import Adapter, adapter_for_config
+from .adapters import Adapter, UnsupportedArchitecture, adapter_for_config, supported_model_types
 
 NANO = "nano"
+SHIPPED_NANO = Path(__file__).parent / "nano" / "checkpoint"  # the trained checkpoint shipped with the package
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -64,11 +67,40 @@ def _is_local_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).expanduser().exists()
 
 
+def nano_checkpoint() -> Path:
+    """Folder holding the shipped nano checkpoint (see its README.md); a clear error when an install lost its files."""
+    missing = [name for name in ("config.json", "model.safetensors.index.json", "tokenizer.json")
+               if not (SHIPPED_NANO / name).is_file()]
+    if missing:
+        raise ModelNotAvailable(f"the shipped nano checkpoint at {SHIPPED_NANO} lacks {', '.join(missing)}: reinstall "
+                                f"the package, or train one with `python -m workbench.nano.train --out {SHIPPED_NANO}`")
+    return SHIPPED_NANO
+
+
+def check_model_type(raw_config: dict) -> None:
+    """Refuse a config.json whose model_type no adapter serves (neither as a causal LM nor as a multimodal wrapper)."""
+    model_type = raw_config.get("model_type")
+    if model_type not in supported_model_types():
+        architectures = ", ".join(raw_config.get("architectures") or [])
+        named = f" ({architectures})" if architectures else ""
+        raise UnsupportedArchitecture(
+            f"model_type {model_type!r}{named} is not supported; supported model_types: "
+            f"{', '.join(supported_model_types())}")
+
+
 def resolve_dtype(name: str):
     try:
         return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}") from None
+        raise ValueError(f"dtype takes {', '.join(DTYPES)}, got {name!r}") from None
+
+
+def check_load_options(dtype: str = "auto", device: str | None = None, device_map: str | None = None) -> None:
+    """Every check on how to load that needs no model: the one place the CLI and `load_model` validate them."""
+    if device is not None and device_map is not None:
+        raise ValueError("give either --device or --device-map, not both")
+    resolve_dtype(dtype)
+    check_device(device)
 
 
 def check_device(device: str | None) -> None:
@@ -96,15 +128,11 @@ def load_model(
     allow_download: bool = False,
 ) -> LoadedModel:
     """Load `spec` ("nano", a local folder, or an HF id) for observation (eval mode, no grad needed)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
-    if device is not None and device_map is not None:
-        raise ValueError("give either --device or --device-map, not both")
+    check_load_options(dtype, device, device_map)
     torch_dtype = resolve_dtype(dtype)
-    check_device(device)
     if spec == NANO:
-        from .nano.builtin import nano_checkpoint
-
         location, local_only = str(nano_checkpoint()), True
     elif _is_local_path(spec):
         folder = Path(spec).expanduser()
@@ -118,6 +146,8 @@ def load_model(
 
     options = dict(revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only)
     try:
+        raw, _ = PretrainedConfig.get_config_dict(location, **options)
+        check_model_type(raw)  # one line listing the supported families, before transformers parses the config
         config = AutoConfig.from_pretrained(location, **options)
     except OSError as error:
         if local_only and spec != NANO and not _is_local_path(spec):
@@ -127,7 +157,8 @@ def load_model(
                 f"folder (sharded safetensors + index); --allow-download lets this command fetch it"
             ) from error
         raise ModelNotAvailable(f"cannot read a config from {location}: {error}") from error
-    adapter = adapter_for_config(config)  # refuses unknown architectures before weights are read
+    adapter = adapter_for_config(config)  # refuses unknown families before weights are read
+    config = adapter.text_config(config)  # a multimodal wrapper: its text decoder only
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
@@ -143,6 +174,10 @@ def load_model(
         )
     except OSError as error:
         raise ModelNotAvailable(f"cannot load weights from {location}: {error}") from error
+    if type(model).__name__ != adapter.architecture:  # the adapter's sites and kernel globals belong to that class
+        raise UnsupportedArchitecture(
+            f"{location} loads as {type(model).__name__}, but the {adapter.name} adapter describes "
+            f"{adapter.architecture}; supported model_types: {', '.join(supported_model_types())}")
     if device is not None:
         model = model.to(device)
     model.eval()

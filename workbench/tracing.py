@@ -11,15 +11,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .capture import CaptureSettings, capture, moe_layers
+from .capture import CaptureSettings, SequenceInfo, capture
 from .loading import LoadedModel
 from .prompts import Prompt
-from .trace import SCHEMA_VERSION, TraceWriter
-from .trace.tables import routing_tables, tokens_table
 from .spans import encode, prompt_token_spans
-from .trace.attention_tables import attention_tables, spans_table
-from .capture.deltanet import needle_recall_pairs
-from .trace.deltanet_tables import deltanet_tables
+from .trace import SCHEMA_VERSION, TraceWriter
+from .trace.attention_tables import spans_table
+from .trace.tables import tokens_table
 
 PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
 
@@ -37,14 +35,18 @@ def package_versions() -> dict[str, str | None]:
 def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records: list[dict], started: datetime,
                  **extra) -> dict:
     """The run manifest every writer of a run commits (see README: trace folder layout)."""
-    model = loaded.model
+    model, adapter = loaded.model, loaded.adapter
+    routers = adapter.routers(model)
     return {
         "schema_version": SCHEMA_VERSION,
         "started": started.isoformat(),
         "finished": datetime.now(timezone.utc).isoformat(),
         "model": loaded.describe(),
-        "layer_kinds": loaded.adapter.layer_kinds(model.config),
-        "moe_layers": sorted(moe_layers(model, loaded.adapter)),
+        "family": adapter.name,
+        "layer_kinds": adapter.layer_kinds(model.config),
+        "moe_layers": sorted(routers),
+        "num_experts": next((int(r.num_experts) for r in routers.values() if hasattr(r, "num_experts")), None),
+        "router_scoring": adapter.router.scoring if adapter.router is not None else None,
         "capture": settings.to_dict(),
         "tokenizer": _tokenizer_facts(loaded.tokenizer),
         "prompts": prompt_records,
@@ -101,26 +103,13 @@ def trace_prompts(
             spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
             if spans:
                 writer.add("spans", spans_table(prompt.id, spans))
-            if run.attention is not None:
-                run.set_attention_sequence([s.as_key_range() for s in spans],
-                                           [p for s in spans if s.query for p in range(s.start_token, s.end_token)])
-            if run.deltanet is not None:
-                run.set_recall_pairs(needle_recall_pairs(spans) or None)
+            sequence = SequenceInfo(prompt.id, len(token_ids), spans)
+            run.begin_sequence(sequence)
             model(input_ids=torch.tensor([token_ids], device=device), use_cache=False)
             tokens = tokenizer.convert_ids_to_tokens(token_ids)
             writer.add("tokens", tokens_table(prompt.id, token_ids, tokens, prompt.label))
-            routing = run.collect_routing()
-            if routing is not None:
-                for table, data in routing_tables(prompt.id, routing, slice(0, len(token_ids))).items():
-                    writer.add(table, data)
-            attention = run.collect_attention()
-            if attention is not None:
-                for table, data in attention_tables(prompt.id, attention).items():
-                    writer.add(table, data)
-            deltanet = run.collect_deltanet()
-            if deltanet is not None:
-                for table, data in deltanet_tables(prompt.id, deltanet, slice(0, len(token_ids))).items():
-                    writer.add(table, data)
+            for table, data in run.tables(sequence).items():
+                writer.add(table, data)
             num_tokens += len(token_ids)
             prompt_records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(token_ids),
                                    "text": prompt.text, **prompt.extra})

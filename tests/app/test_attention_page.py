@@ -19,7 +19,7 @@ def trace_dir(tmp_path_factory, tiny_next, tokenizer):
     from workbench.capture import CaptureSettings
     from workbench.loading import LoadedModel
     from workbench.prompts import Prompt
-    from workbench.retrieval_probe import trace_retrieval
+    from workbench.probes.retrieval import trace_retrieval
     from workbench.tracing import trace_prompts
 
     out = tmp_path_factory.mktemp("dash-attn")

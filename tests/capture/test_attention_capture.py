@@ -10,7 +10,7 @@ from workbench.capture import AttentionCaptureError, CaptureSettings, capture
 from workbench.capture.attention import GATE_LOW, AttentionRecorder
 from workbench.capture.attention_function import ACTIVE, recall_name, rows_attention_stats, select_rows
 from workbench.ops.attention_stats import naive_attention_stats, stats_from_weights
-from workbench.toy import build_model, qwen3_next_config
+from workbench.testing.toy import build_model, qwen3_next_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -31,9 +31,9 @@ def _input_ids(vocab, batch=2, length=37):
 def _captured(model, input_ids, stride=4, top_k=5):
     settings = CaptureSettings(routing=False, attention=True, attention_stride=stride, attention_topk=top_k)
     with capture(model, settings) as run:
-        run.set_attention_sequence(SPANS, NAMED)
+        run.recorder("attention").set_sequence(SPANS, NAMED)
         logits = model(input_ids=input_ids, use_cache=False).logits
-        return logits, run.collect_attention()
+        return logits, run.collect("attention")
 
 
 def _eager_weights(model, input_ids):
@@ -105,7 +105,7 @@ def test_logits_unchanged_and_implementation_restored(next8, implementation):
     try:
         plain = next8(input_ids=input_ids, use_cache=False).logits
         traced, got = _captured(next8, input_ids)
-        assert (traced - plain).abs().max().item() <= 1e-6
+        assert torch.equal(traced, plain)
         assert got is not None
         assert next8.config._attn_implementation == implementation
         assert not ACTIVE

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from workbench.capture import CaptureSettings, capture
+from workbench.testing.model_state import model_state
 
 ALL = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stride=4, state_snapshots=(-1,),
                       attention=True, attention_stride=8, attention_topk=4)
@@ -12,11 +13,9 @@ ALL = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stride=4,
 
 def _model_state(model):
     """What capture could leave behind: hooks, attention implementation, kernel globals."""
-    from transformers.models.qwen3_next import modeling_qwen3_next as qwen3_next
-
-    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    kernels = (qwen3_next.torch_chunk_gated_delta_rule, qwen3_next.torch_recurrent_gated_delta_rule)
-    return hooks, model.config._attn_implementation, kernels
+    state = model_state(model)
+    assert len(state[2]) == 2  # both gated-delta-rule globals of modeling_qwen3_next are compared
+    return state
 
 
 @pytest.fixture
@@ -29,11 +28,11 @@ def test_all_capture_on_leaves_logits_unchanged(tiny_next, input_ids):
     with torch.no_grad():
         plain = tiny_next(input_ids=input_ids, use_cache=False).logits
         with capture(tiny_next, ALL) as run:
-            run.set_recall_pairs(torch.tensor([[10, 10]]))
-            run.set_attention_sequence([("needle", 8, 12)], [30])
+            run.recorder("deltanet").set_recall_pairs(torch.tensor([[10, 10]]))
+            run.recorder("attention").set_sequence([("needle", 8, 12)], [30])
             traced = tiny_next(input_ids=input_ids, use_cache=False).logits
-            routing, deltanet, attention = run.collect_routing(), run.collect_deltanet(), run.collect_attention()
-    assert (traced - plain).abs().max().item() <= 1e-6
+            routing, deltanet, attention = run.collect("routing"), run.collect("deltanet"), run.collect("attention")
+    assert torch.equal(traced, plain)
     assert routing.router_logits is not None and deltanet is not None and attention is not None
     assert _model_state(tiny_next) == before
 
@@ -49,4 +48,4 @@ def test_all_capture_restores_after_an_error(tiny_next, input_ids):
         again = tiny_next(input_ids=input_ids, use_cache=False).logits
         with capture(tiny_next, ALL):
             traced = tiny_next(input_ids=input_ids, use_cache=False).logits
-    assert (traced - again).abs().max().item() <= 1e-6
+    assert torch.equal(traced, again)

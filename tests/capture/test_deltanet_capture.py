@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from workbench.capture import CaptureSettings, capture
-from workbench.capture.deltanet import KERNEL_GLOBALS, DeltaNetRecorder, deltanet_layers
+from workbench.capture.deltanet import deltanet_layers
 from workbench.ops.state_norms import naive_state_stats
+from workbench.testing.model_state import kernel_globals
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TOL = 1e-4
@@ -29,8 +30,11 @@ def _rel(a, b):
 
 
 def _kernel_globals(model):
-    modules = [importlib.import_module(name) for name in _adapter(model).modeling_modules]
-    return {(m.__name__, name): getattr(m, name) for m in modules for name, _ in KERNEL_GLOBALS}
+    return kernel_globals(model, _adapter(model))
+
+
+def _modeling_file(model):
+    return type(next(iter(deltanet_layers(model, _adapter(model)).values()))).__module__
 
 
 def _adapter(model):
@@ -50,11 +54,11 @@ def test_forward_calls_the_patched_globals_once_per_deltanet_layer(model_name, r
     name on every call (no hub-kernel indirection), so replacing the global is what the forward runs."""
     model = request.getfixturevalue(model_name)
     with torch.inference_mode(), capture(model, CaptureSettings(routing=False, deltanet=True)) as run:
-        run.deltanet.keep_calls = True
+        run.recorder("deltanet").keep_calls = True
         model(input_ids=_ids(model.config.vocab_size, length=9), use_cache=False)
     expected = sorted(deltanet_layers(model, _adapter(model)))
     assert expected == [i for i, kind in enumerate(model.config.layer_types) if kind == "linear_attention"]
-    assert [(c.layer, c.kind, c.start) for c in run.deltanet.calls] == [(i, "chunk", 0) for i in expected]
+    assert [(c.layer, c.kind, c.start) for c in run.recorder("deltanet").calls] == [(i, "chunk", 0) for i in expected]
 
 
 @pytest.mark.parametrize("model_name", MODELS)
@@ -62,12 +66,12 @@ def test_captured_inputs_reproduce_the_layers_kernel_output_and_final_state(mode
     model = request.getfixturevalue(model_name)
     ids = _ids(model.config.vocab_size, batch=2)
     with torch.inference_mode(), capture(model, CaptureSettings(routing=False, deltanet=True)) as run:
-        run.deltanet.keep_calls = True
+        run.recorder("deltanet").keep_calls = True
         out = model(input_ids=ids, use_cache=True)
     originals = _kernel_globals(model)  # restored after exit
-    module = _adapter(model).modeling_modules[0]
+    module = _modeling_file(model)
     chunk_kernel = originals[(module, "torch_chunk_gated_delta_rule")]
-    for call in run.deltanet.calls:
+    for call in run.recorder("deltanet").calls:
         o, state = chunk_kernel(call.query, call.key, call.value, g=call.g, beta=call.beta, initial_state=None,
                                 output_final_state=True, use_qk_l2norm_in_kernel=call.use_qk_l2norm)
         assert torch.equal(o, call.output[0]) and torch.equal(state, call.output[1])
@@ -83,12 +87,12 @@ def test_norms_gates_recall_snapshots_match_the_fp64_scan(model_name, request):
     snaps = (0, 63, -1)
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", state_snapshots=snaps)
     with torch.inference_mode(), capture(model, settings) as run:
-        run.deltanet.keep_calls = True
-        run.set_recall_pairs(pairs)
+        run.recorder("deltanet").keep_calls = True
+        run.recorder("deltanet").set_recall_pairs(pairs)
         model(input_ids=ids, use_cache=False)
-        got = run.collect_deltanet()
+        got = run.collect("deltanet")
     assert got.path == "torch" and got.positions.tolist() == list(range(70)) * 2
-    for index, call in enumerate(run.deltanet.calls):
+    for index, call in enumerate(run.recorder("deltanet").calls):
         ref = _naive(call, recall_pairs=pairs, snapshot_positions=[0, 63, 69])
         B, T, H = ref.state_norm.shape
         norm = ref.state_norm.reshape(B * T, H)  # rows b*T + t
@@ -116,14 +120,14 @@ def test_cached_decode_steps_continue_the_prefill_norms(tiny_next):
     with torch.inference_mode(), capture(tiny_next, settings) as run:
         whole = None
         tiny_next(input_ids=ids, use_cache=False)
-        whole = run.collect_deltanet()
-        run.deltanet.keep_calls = True
+        whole = run.collect("deltanet")
+        run.recorder("deltanet").keep_calls = True
         cache = tiny_next(input_ids=ids[:, :40], use_cache=True).past_key_values
         for t in range(40, 43):
             cache = tiny_next(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True).past_key_values
-        stepped = run.collect_deltanet()
+        stepped = run.collect("deltanet")
     assert stepped.positions.tolist() == list(range(43))
-    calls = run.deltanet.calls
+    calls = run.recorder("deltanet").calls
     layers = whole.layers
     assert [c.kind for c in calls] == ["chunk"] * len(layers) + ["recurrent"] * 3 * len(layers)
     previous = {}
@@ -149,10 +153,10 @@ def test_logits_unchanged_and_globals_restored(model_name, request):
         with capture(model, settings) as run:
             patched = _kernel_globals(model)
             assert all(patched[key] is not before[key] for key in before)
-            run.set_recall_pairs([[4, 4]])
+            run.recorder("deltanet").set_recall_pairs([[4, 4]])
             traced = model(input_ids=ids, use_cache=False).logits
-            assert run.collect_deltanet() is not None
-    assert (traced - plain).abs().max().item() <= 1e-6
+            assert run.collect("deltanet") is not None
+    assert torch.equal(traced, plain)
     assert all(_kernel_globals(model)[key] is before[key] for key in before)
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     with pytest.raises(RuntimeError, match="boom"):
@@ -163,14 +167,18 @@ def test_logits_unchanged_and_globals_restored(model_name, request):
 
 
 def test_kernel_called_outside_a_layer_passes_through(tiny_next):
-    module = importlib.import_module(_adapter(tiny_next).modeling_modules[0])
+    module = importlib.import_module(_modeling_file(tiny_next))
     q, k = torch.randn(2, 1, 5, 2, 16)
     v = torch.randn(1, 5, 4, 16)
     g, beta = -torch.rand(2, 1, 5, 4)
+    original = module.torch_chunk_gated_delta_rule
     with capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
-        o, _ = module.torch_chunk_gated_delta_rule(q, k, v, g=g, beta=beta, use_qk_l2norm_in_kernel=True)
-        assert run.collect_deltanet() is None
-    assert o.shape == v.shape
+        assert module.torch_chunk_gated_delta_rule is not original  # the wrapper is what runs
+        o, state = module.torch_chunk_gated_delta_rule(q, k, v, g=g, beta=beta, output_final_state=True,
+                                                       use_qk_l2norm_in_kernel=True)
+        assert run.collect("deltanet") is None
+    o_ref, state_ref = original(q, k, v, g=g, beta=beta, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    assert torch.equal(o, o_ref) and torch.equal(state, state_ref)
 
 
 def test_fla_path_on_cpu_is_refused_clearly_and_an_error_mid_forward_restores(tiny_next):
@@ -181,7 +189,7 @@ def test_fla_path_on_cpu_is_refused_clearly_and_an_error_mid_forward_restores(ti
     assert all(_kernel_globals(tiny_next)[key] is before[key] for key in before)
     with torch.inference_mode(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
         tiny_next(input_ids=_ids(tiny_next.config.vocab_size, length=5), use_cache=False)  # a clean forward after it
-        assert run.collect_deltanet().positions.tolist() == list(range(5))
+        assert run.collect("deltanet").positions.tolist() == list(range(5))
 
 
 def test_settings_validation_and_round_trip():
@@ -202,13 +210,12 @@ def test_settings_validation_and_round_trip():
 
 def test_recorder_refuses_mixed_recall_pairs_in_one_collect(tiny_next):
     with torch.inference_mode(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
-        run.set_recall_pairs([[1, 1]])
+        run.recorder("deltanet").set_recall_pairs([[1, 1]])
         tiny_next(input_ids=_ids(tiny_next.config.vocab_size, length=5), use_cache=False)
-        run.set_recall_pairs([[2, 2]])
+        run.recorder("deltanet").set_recall_pairs([[2, 2]])
         tiny_next(input_ids=_ids(tiny_next.config.vocab_size, length=5), use_cache=False)
         with pytest.raises(RuntimeError, match="recall pairs changed"):
-            run.collect_deltanet()
-    assert isinstance(run.deltanet, DeltaNetRecorder)
+            run.collect("deltanet")
 
 
 def _one_key_model(vocab: int):
@@ -216,7 +223,7 @@ def _one_key_model(vocab: int):
     beta ~ 1 and no decay: each embedding = a shared part (e0) + its own part of equal norm, the key rows of
     in_proj_qkvz read only e0 (so after the norm, the causal conv and SiLU the key is the same for t >= 3), the
     beta rows read only e0 (b = 3 * 5.66, beta ~ 1), the decay rows read nothing and A_log = -20 (g ~ -3e-9)."""
-    from workbench.toy import build_model, qwen3_next_config
+    from workbench.testing.toy import build_model, qwen3_next_config
 
     model = build_model(qwen3_next_config(num_layers=4, vocab_size=vocab), seed=1)
     cfg, layer = model.config, model.model.layers[0].linear_attn
@@ -247,11 +254,11 @@ def test_recall_collapses_when_later_tokens_overwrite_the_key_end_to_end(tokeniz
     model = _one_key_model(len(tokenizer))
     ids = torch.randperm(len(tokenizer), generator=torch.Generator().manual_seed(1))[:24][None]
     with torch.inference_mode(), capture(model, CaptureSettings(routing=False, deltanet=True)) as run:
-        run.deltanet.keep_calls = True
-        run.set_recall_pairs([[10, 10]])
+        run.recorder("deltanet").keep_calls = True
+        run.recorder("deltanet").set_recall_pairs([[10, 10]])
         model(input_ids=ids, use_cache=False)
-        got = run.collect_deltanet()
-    first = run.deltanet.calls[0]
+        got = run.collect("deltanet")
+    first = run.recorder("deltanet").calls[0]
     keys = torch.nn.functional.normalize(first.key[0, 3:].double(), dim=-1)
     assert (keys - keys[0]).abs().max() < 1e-6 and first.beta[0, 3:].min() > 0.9999 and first.g.min() > -1e-8
     rel_err = got.recall_rel_err[0, 0, :, :]  # layer 0, pair 0: [T, Hv]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from workbench.capture import CaptureSettings, capture
-from workbench.toy import TINY_DIMS, build_model, qwen3_next_config
+from workbench.testing.toy import TINY_DIMS, build_model, qwen3_next_config
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
@@ -38,9 +38,9 @@ def test_fla_path_reads_the_models_chunk_states(dtype):
         settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", deltanet_path=path,
                                    state_snapshots=(-1,))
         with torch.inference_mode(), capture(model, settings) as handle:
-            handle.set_recall_pairs([[40, 40], [130, 130]])
+            handle.recorder("deltanet").set_recall_pairs([[40, 40], [130, 130]])
             logits = model(input_ids=ids, use_cache=False).logits
-            return handle.collect_deltanet(), logits
+            return handle.collect("deltanet"), logits
 
     with torch.inference_mode():
         plain = model(input_ids=ids, use_cache=False).logits
@@ -67,9 +67,9 @@ def test_fla_path_continues_a_cached_state():
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", deltanet_path="fla")
     with torch.inference_mode(), capture(model, settings) as handle:
         model(input_ids=ids, use_cache=False)
-        whole = handle.collect_deltanet()
+        whole = handle.collect("deltanet")
         cache = model(input_ids=ids[:, :200], use_cache=True).past_key_values
         model(input_ids=ids[:, 200:], past_key_values=cache, use_cache=True)
-        split = handle.collect_deltanet()
+        split = handle.collect("deltanet")
     assert split.positions.tolist() == list(range(300)) and split.path == "fla"
     assert _rel(split.head_state_norm, whole.head_state_norm) <= TOLERANCE[torch.float32]

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from workbench.loading import load_model
 from workbench.nano import data, evaluate
-from workbench.nano.builtin import SHIPPED
+from workbench.loading import SHIPPED_NANO as SHIPPED
 from workbench.nano.model_config import MAX_CHECKPOINT_BYTES, MAX_MTP_BYTES, check_nano_structure
 
 

@@ -84,7 +84,7 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
     """capture with deltanet_path='auto' uses the kernel path for prefill when fla_for offers a kernel (here the
     stand-in) but the model runs transformers' torch kernel: the states are recomputed with that kernel
     ("fla-recompute"); decode uses the torch path; the norms equal deltanet_path='torch'."""
-    import workbench.capture.deltanet as deltanet
+    import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
     from workbench.capture import CaptureSettings, capture
 
     ids = torch.randint(0, tiny_next.config.vocab_size, (1, 70), generator=torch.Generator().manual_seed(5))
@@ -93,10 +93,10 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
         settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", deltanet_path=path,
                                    state_snapshots=(-1,))
         with torch.inference_mode(), capture(tiny_next, settings) as handle:
-            handle.set_recall_pairs([[20, 20]])
+            handle.recorder("deltanet").set_recall_pairs([[20, 20]])
             cache = tiny_next(input_ids=ids[:, :69], use_cache=True).past_key_values
             tiny_next(input_ids=ids[:, 69:], past_key_values=cache, use_cache=True)
-            return handle.collect_deltanet()
+            return handle.collect("deltanet")
 
     reference = run("torch")
     monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
@@ -132,7 +132,7 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
     deltanet_path='torch', the logits are unchanged, and the recursion global is restored on exit."""
     import types
 
-    import workbench.capture.deltanet as deltanet
+    import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
     from workbench.capture import CaptureSettings, capture
 
     modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
@@ -150,14 +150,14 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
 
     def run(path):
         with torch.inference_mode(), capture(tiny_next, CaptureSettings(**settings, deltanet_path=path)) as handle:
-            handle.set_recall_pairs([[20, 20], [64, 69]])
+            handle.recorder("deltanet").set_recall_pairs([[20, 20], [64, 69]])
             logits = tiny_next(input_ids=ids, use_cache=False).logits
-            return handle.collect_deltanet(), logits
+            return handle.collect("deltanet"), logits
 
     reference, _ = run("torch")
     monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
-    monkeypatch.setattr(deltanet, "_fla_chunk_module", lambda: fla_chunk)
+    monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
     monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     with torch.inference_mode():
         plain_logits = tiny_next(input_ids=ids, use_cache=False).logits
@@ -180,7 +180,7 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
     recomputes the states itself ("fla-recompute") and the norms still equal the torch path."""
     import types
 
-    import workbench.capture.deltanet as deltanet
+    import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
     from workbench.capture import CaptureSettings, capture
 
     modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
@@ -197,12 +197,12 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
         settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head", deltanet_path=path)
         with torch.inference_mode(), capture(tiny_next, settings) as handle:
             tiny_next(input_ids=ids, use_cache=False)
-            return handle.collect_deltanet()
+            return handle.collect("deltanet")
 
     reference = run("torch")
     monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
-    monkeypatch.setattr(deltanet, "_fla_chunk_module", lambda: fla_chunk)
+    monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
     monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     fast = run("auto")
     assert fast.path == "fla-recompute"

@@ -35,9 +35,9 @@ def test_tables_hold_the_capture(attention_trace, tiny_next, tokenizer):
     ids = encode(tokenizer, TEXT)
     settings = CaptureSettings(routing=False, attention=True, attention_stride=16, attention_topk=4)
     with capture(tiny_next, settings) as run:
-        run.set_attention_sequence([("needle", 11, 15), ("question", 43, 54)], range(43, 54))
+        run.recorder("attention").set_sequence([("needle", 11, 15), ("question", 43, 54)], range(43, 54))
         tiny_next(input_ids=torch.tensor([ids]), use_cache=False)
-        ref = run.collect_attention()
+        ref = run.collect("attention")
     rows = attention_trace.read("attention").to_pandas()
     hay = rows[rows.seq_id == "hay"].sort_values(["layer", "position", "head"])
     expected_positions = sorted({15, 31, 47, 63, len(ids) - 1, *range(43, 54)})
@@ -102,7 +102,7 @@ def test_cli_attention_flags(tmp_path, next_checkpoint):
 
 
 def test_cli_refuses_attention_without_full_attention_layer(tmp_path, tokenizer):
-    from workbench.toy import build_model, qwen3_next_config, write_checkpoint
+    from workbench.testing.toy import build_model, qwen3_next_config, write_checkpoint
 
     config = qwen3_next_config(num_layers=2, vocab_size=len(tokenizer), layer_types=["linear_attention"] * 2)
     folder = write_checkpoint(tmp_path / "linear", build_model(config), tokenizer)

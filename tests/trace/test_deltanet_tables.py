@@ -10,7 +10,7 @@ from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings, capture
 from workbench.loading import LoadedModel
 from workbench.prompts import Prompt
-from workbench.toy import REAL_80B_DIMS, hybrid_layer_types
+from workbench.testing.toy import REAL_80B_DIMS, hybrid_layer_types
 from workbench.trace import open_trace
 from workbench.trace.deltanet_tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
 from workbench.spans import encode
@@ -34,9 +34,9 @@ def traced(tmp_path_factory, tiny_next, tokenizer):
 def _expected(loaded, prompt, pairs=None):
     ids = encode(loaded.tokenizer, prompt.text)
     with torch.inference_mode(), capture(loaded.model, SETTINGS, loaded.adapter) as run:
-        run.set_recall_pairs(pairs)
+        run.recorder("deltanet").set_recall_pairs(pairs)
         loaded.model(input_ids=torch.tensor([ids]), use_cache=False)
-        return ids, run.collect_deltanet()
+        return ids, run.collect("deltanet")
 
 
 def _sequence(trace, table, seq_id, order):
@@ -87,7 +87,7 @@ def test_per_head_summary_equals_the_mean_of_per_head_rows(tiny_next):
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
         tiny_next(input_ids=torch.randint(0, 200, (2, 30), generator=torch.Generator().manual_seed(0)), use_cache=False)
-        got = run.collect_deltanet()
+        got = run.collect("deltanet")
     second = deltanet_tables("s", got, slice(30, 60))  # batch row 1
     summary = second["deltanet_head_summary"].to_pandas()
     mean = got.head_state_norm[:, 30:60].mean(1).reshape(-1).numpy()
@@ -104,7 +104,7 @@ def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):
     assert deltanet_bytes_per_token(deltanet_count) == 936 < 1024
     with torch.inference_mode(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
         tiny_next(input_ids=torch.randint(0, 200, (1, 50)), use_cache=False)
-        table = deltanet_tables("s", run.collect_deltanet(), slice(0, 50))["deltanet"]
+        table = deltanet_tables("s", run.collect("deltanet"), slice(0, 50))["deltanet"]
     numeric = sum(table.column(name).nbytes for name in table.column_names if name != "seq_id")
     assert numeric == table.num_rows * deltanet_row_bytes()  # the formula is the in-memory row size
     assert numeric / 50 == deltanet_bytes_per_token(3)
@@ -114,9 +114,9 @@ def test_per_head_and_recall_row_sizes_match_the_readme(tiny_next):
     """README: deltanet_heads rows are 22 + 10 Hv bytes, state_recall rows 32 + 4 Hv (list offsets included)."""
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
-        run.set_recall_pairs([[0, 0]])
+        run.recorder("deltanet").set_recall_pairs([[0, 0]])
         tiny_next(input_ids=torch.randint(0, 200, (1, 40)), use_cache=False)
-        tables = deltanet_tables("s", run.collect_deltanet(), slice(0, 40))
+        tables = deltanet_tables("s", run.collect("deltanet"), slice(0, 40))
     heads = tiny_next.config.linear_num_value_heads
     for name, row_bytes in (("deltanet_heads", 22 + 10 * heads), ("state_recall", 32 + 4 * heads)):
         table = tables[name]

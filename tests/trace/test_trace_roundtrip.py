@@ -38,7 +38,7 @@ def test_every_value_survives_write_read(loaded, tmp_path):
         ids = encode(loaded.tokenizer, prompt.text)
         with torch.inference_mode(), capture(loaded.model, CaptureSettings(router_logits=True)) as run:
             loaded.model(input_ids=torch.tensor([ids]), use_cache=False)
-            expected = run.collect_routing()
+            expected = run.collect("routing")
         seq_tokens = tokens[tokens.seq_id == prompt.id].sort_values("position")
         assert seq_tokens.token_id.tolist() == ids
         assert seq_tokens.token.tolist() == loaded.tokenizer.convert_ids_to_tokens(ids)

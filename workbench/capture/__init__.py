@@ -1,9 +1,34 @@
-"""Hooks that observe a forward pass and hand tensors on; they never change the model's output."""
+"""Recorders that observe a forward pass and hand typed records on; they never change the model's output.
 
-from .attention import AttentionCapture, AttentionCaptureError, full_attention_layers
+One protocol for every capture kind (recorder.py); `capture()` (context.py) attaches the recorders the settings
+turn on and undoes every hook and patch in `finally`.
+"""
+
+from .routing import RoutingRecorder  # noqa: I001  (registration order: routing, attention, deltanet)
+from .attention import AttentionCaptureError, AttentionRecorder, full_attention_layers
 from .context import CaptureRun, capture, moe_layers
-from .routing import RoutingCapture
+from .deltanet import DeltaNetRecorder
+from .records import AttentionCapture, DeltaNetCapture, RoutingCapture
+from .recorder import RECORDER_KINDS, CaptureError, Recorder, SequenceInfo, recorder_kind, recorders_for
 from .settings import CaptureSettings
 
-__all__ = ["CaptureRun", "CaptureSettings", "RoutingCapture", "capture", "moe_layers"]
-__all__ += ["AttentionCapture", "AttentionCaptureError", "full_attention_layers"]
+__all__ = [
+    "AttentionCapture",
+    "AttentionCaptureError",
+    "AttentionRecorder",
+    "CaptureError",
+    "CaptureRun",
+    "CaptureSettings",
+    "DeltaNetCapture",
+    "DeltaNetRecorder",
+    "RECORDER_KINDS",
+    "Recorder",
+    "RoutingCapture",
+    "RoutingRecorder",
+    "SequenceInfo",
+    "capture",
+    "full_attention_layers",
+    "moe_layers",
+    "recorder_kind",
+    "recorders_for",
+]

@@ -1,17 +1,19 @@
 """Attention-recall capture of the gated full-attention layers: what each head retrieves, without T x T memory.
 
-Sites, in execution order inside each full-attention block (`adapter.full_attention`, layer kinds read from
-`config.layer_types`), for one forward call with Tq new tokens and Tk keys (Tk = Tq without a cache):
-  1. `q_proj` forward hook: output [B, Tq, Hq * 2D] laid out per head as [q(D) | gate(D)];
-     g = sigmoid(gate) in (0, 1) multiplies the head's attention output before o_proj (0 = head silenced).
+Sites, in execution order inside each full-attention block (the adapter's AttentionSite, on the layers its
+layer kinds call full attention), for one forward call with Tq new tokens and Tk keys (Tk = Tq without a cache):
+  1. output-gate hook, where the family has one (Qwen3-Next, Qwen3.5: `q_proj`, output [B, Tq, Hq * 2D] laid out
+     per head as [q(D) | gate(D)]; the adapter's gate_logits splits it): g = sigmoid(gate) in (0, 1) multiplies
+     the head's attention output before o_proj (0 = head silenced).
      Recorded per token and head: gate_mean = mean_D g, gate_low_fraction = fraction of the D entries < 0.1.
   2. attention function (`attention_function.py`, swapped in with model.set_attn_implementation): query
-     [B, Hq, Tq, D] and key [B, Hkv, Tk, D] after q/k RMSNorm and (partial) rotary, as the model attends.
+     [B, Hq, Tq, D] and key [B, Hkv, Tk, D] after q/k RMSNorm and (partial) rotary, as the model attends (MLA:
+     keys expanded per head from the latent, D = nope + rope dims).
      Query row i is token Tk - Tq + i. Recorded for the selected rows (every `stride`-th token, the last
      token of the call, tokens of query spans): span masses, top-k keys, entropy, sink mass, mean distance
      (`ops.attention_stats`, blockwise over keys, fp32).
 The model's attention output is the delegate's (sdpa or eager) unchanged; the previous implementation is
-restored by `close()`, which the capture context calls in `finally`.
+restored by a handle that the capture context removes in `finally`.
 Assumes a pure causal mask (batch 1, or equal-length sequences without padding), as tracing runs.
 """
 
@@ -24,63 +26,39 @@ import torch
 
 from ..adapters import FULL_ATTENTION, Adapter
 from ..ops.attention_stats import AttentionStats, Span
+from ..trace.attention_tables import attention_tables
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
+from .records import AttentionCapture
+from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, remove_all
 from .transfer import stack_layers, to_host
 
 GATE_LOW = 0.1  # a gate entry below this counts as (nearly) closed
 
 
-class AttentionCaptureError(ValueError):
+class AttentionCaptureError(CaptureError):
     """Attention capture cannot run on this model (no full-attention layer, unsupported implementation)."""
 
 
-@dataclass
-class AttentionCapture:
-    """Attention statistics of one or more forward calls, on the CPU. L = full-attention layers captured,
-    B = batch, Q = analysed query rows (all calls, in call order), H = query heads, T = tokens of all calls.
-
-    layers:            [L] decoder-layer index of each full-attention layer.
-    query_positions:   [Q] int64 absolute token position of each analysed row.
-    span_mass:         name -> [L, B, Q, H] fp32 attention mass on the span's tokens (0..1).
-    topk_pos:          [L, B, Q, H, k] int64 most-attended key positions, heaviest first (-1 = fewer keys).
-    topk_weight:       [L, B, Q, H, k] fp32 their attention weights.
-    entropy:           [L, B, Q, H] fp32 nats.   sink_mass: weight on token 0.
-    mean_distance:     [L, B, Q, H] fp32 tokens, sum_j p_j (q - j).
-    gate_mean:         [L, B, T, H] fp32 mean over the head dim of sigmoid(gate), per token; None without gate.
-    gate_low_fraction: [L, B, T, H] fp32 fraction of the head dim with sigmoid(gate) < 0.1; None without gate.
-    """
-
-    layers: list[int]
-    query_positions: torch.Tensor
-    span_mass: dict[str, torch.Tensor]
-    topk_pos: torch.Tensor
-    topk_weight: torch.Tensor
-    entropy: torch.Tensor
-    sink_mass: torch.Tensor
-    mean_distance: torch.Tensor
-    gate_mean: torch.Tensor | None
-    gate_low_fraction: torch.Tensor | None
-
-
 def full_attention_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int, torch.nn.Module]:
-    """Decoder-layer index -> full-attention block, for the layers config.layer_types calls full_attention.
+    """Decoder-layer index -> full-attention block, for the layers the adapter's layer kinds call full attention.
     Raises AttentionCaptureError when there is none (attention stats would be empty)."""
-    kinds = adapter.layer_kinds(model.config)
-    layers = model.get_submodule(adapter.layers)
-    found = {}
-    if adapter.full_attention is not None:
-        found = {i: layers[i].get_submodule(adapter.full_attention) for i, k in enumerate(kinds) if k == FULL_ATTENTION}
+    found = adapter.layers_of_kind(model, FULL_ATTENTION)
     if not found:
+        kinds = sorted(set(adapter.layer_kinds(model.config)))
         raise AttentionCaptureError(
-            f"{adapter.architecture}: attention capture needs a full-attention layer, but config.layer_types has "
-            f"none ({sorted(set(kinds))}); capture without attention=True"
+            f"{adapter.name}: attention capture needs a full-attention layer, but the layer kinds are {kinds}; "
+            "capture without attention=True"
         )
     return found
 
 
+@recorder_kind
 @dataclass
 class AttentionRecorder:
-    """Holds per-layer device tensors from the attention function and the gate hooks until `collect()`."""
+    """Swaps in the recording attention function and hooks the output gates (attach); holds per-layer device
+    tensors until `collect()`."""
+
+    kind = "attention"
 
     stride: int
     top_k: int
@@ -89,6 +67,58 @@ class AttentionRecorder:
     named_positions: list[int] = field(default_factory=list)
     _stats: dict[int, list[AttentionStats]] = field(default_factory=dict, init=False, repr=False)
     _gate: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict, init=False, repr=False)
+
+    @staticmethod
+    def enabled(settings) -> bool:
+        return settings.attention
+
+    @classmethod
+    def from_settings(cls, settings) -> "AttentionRecorder":
+        return cls(stride=settings.attention_stride, top_k=settings.attention_topk)
+
+    def attach(self, model: torch.nn.Module, adapter: Adapter) -> list:
+        """Route every full-attention layer's attention call through the recording function and hook its output
+        gate; the returned handles undo both (capture removes them newest first: the implementation swap first)."""
+        modules = full_attention_layers(model, adapter)
+        window = getattr(model.config, "sliding_window", None)
+        if window and getattr(model.config, "use_sliding_window", True):
+            raise AttentionCaptureError(
+                f"{adapter.name}: attention stats assume full causal attention, but the config sets sliding_window="
+                f"{window}; capture without attention=True")
+        original = model.config._attn_implementation
+        if original not in DELEGATES:
+            nested = " (an attention capture is already active on this model)" if str(original).startswith(PREFIX) else ""
+            raise AttentionCaptureError(
+                f"attention capture delegates to {' or '.join(DELEGATES)}, but the model runs {original!r}{nested}; "
+                "call model.set_attn_implementation('sdpa') first"
+            )
+        handles = []
+        try:
+            for layer, module in modules.items():
+                ACTIVE[id(module)] = self.attention_callback(layer)
+                handles.append(CallbackHandle(lambda key=id(module): ACTIVE.pop(key, None)))
+                if adapter.attention.gate_path is not None:
+                    proj = module.get_submodule(adapter.attention.gate_path)
+                    handles.append(proj.register_forward_hook(self.gate_hook(layer, module, adapter.attention.gate_logits)))
+            handles.append(CallbackHandle(lambda: _restore_implementation(model, original)))
+            model.set_attn_implementation(recall_name(original))
+            if model.config._attn_implementation != recall_name(original):
+                raise AttentionCaptureError(
+                    f"{type(model).__name__} did not accept attention implementation {recall_name(original)!r} "
+                    f"(it runs {model.config._attn_implementation!r}): it does not use transformers' AttentionInterface"
+                )
+        except BaseException:
+            remove_all(handles)
+            raise
+        return handles
+
+    def begin_sequence(self, sequence: SequenceInfo) -> None:
+        """Measure attention mass on the prompt's spans; analyse every token of a `query: true` span as a query."""
+        self.set_sequence([s.as_key_range() for s in sequence.spans],
+                          [p for s in sequence.spans if s.query for p in range(s.start_token, s.end_token)])
+
+    def tables(self, record: AttentionCapture, sequence: SequenceInfo) -> dict:
+        return attention_tables(sequence.seq_id, record)
 
     def set_sequence(self, spans: Sequence[Span] = (), query_positions: Sequence[int] = ()) -> None:
         """What the next forward calls analyse: spans (name, start token, end token) whose attention mass is
@@ -107,10 +137,9 @@ class AttentionRecorder:
 
         return record
 
-    def gate_hook(self, layer: int, num_heads: int, head_dim: int):
+    def gate_hook(self, layer: int, attention: torch.nn.Module, gate_logits):
         def hook(module, args, output):
-            q_and_gate = output.detach().view(*output.shape[:-1], num_heads, 2 * head_dim)  # [B, T, H, 2D]
-            gate = torch.sigmoid(q_and_gate[..., head_dim:].float())  # [B, T, H, D]
+            gate = torch.sigmoid(gate_logits(attention, output.detach()).float())  # [B, T, H, D]
             record = (gate.mean(-1), (gate < GATE_LOW).float().mean(-1))  # [B, T, H] each
             self._gate.setdefault(layer, []).append(record)
 
@@ -155,55 +184,6 @@ class AttentionRecorder:
         return capture
 
 
-class AttentionSession:
-    """Swaps the model's attention implementation for the recording one and hooks the gates; `close()`
-    undoes both (idempotent). Made by `start_attention_capture`."""
-
-    def __init__(self, model: torch.nn.Module, adapter: Adapter, recorder: AttentionRecorder):
-        self.model = model
-        self.recorder = recorder
-        self.modules = full_attention_layers(model, adapter)
-        self.original = model.config._attn_implementation
-        self.handles: list = []
-        self._closed = False
-        if self.original not in DELEGATES:
-            nested = str(self.original).startswith(PREFIX)
-            hint = " (an attention capture is already active on this model)" if nested else ""
-            raise AttentionCaptureError(
-                f"attention capture delegates to {' or '.join(DELEGATES)}, but the model runs "
-                f"{self.original!r}{hint}; call model.set_attn_implementation('sdpa') first"
-            )
-        try:
-            for layer, module in self.modules.items():
-                ACTIVE[id(module)] = recorder.attention_callback(layer)
-                if adapter.attention_q_gate is not None:
-                    proj = module.get_submodule(adapter.attention_q_gate)
-                    hook = recorder.gate_hook(layer, module.config.num_attention_heads, module.head_dim)
-                    self.handles.append(proj.register_forward_hook(hook))
-            model.set_attn_implementation(recall_name(self.original))
-            if model.config._attn_implementation != recall_name(self.original):
-                raise AttentionCaptureError(
-                    f"{type(model).__name__} did not accept attention implementation {recall_name(self.original)!r} "
-                    f"(it runs {model.config._attn_implementation!r}): it does not use transformers' AttentionInterface"
-                )
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for module in self.modules.values():
-            ACTIVE.pop(id(module), None)
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-        if self.model.config._attn_implementation != self.original:
-            self.model.set_attn_implementation(self.original)
-
-
-def start_attention_capture(model: torch.nn.Module, adapter: Adapter, stride: int, top_k: int,
-                            block_size: int = 4096) -> AttentionSession:
-    """Begin recording attention statistics of every full-attention layer; the caller must `close()`."""
-    return AttentionSession(model, adapter, AttentionRecorder(stride=stride, top_k=top_k, block_size=block_size))
+def _restore_implementation(model: torch.nn.Module, original: str) -> None:
+    if model.config._attn_implementation != original:
+        model.set_attn_implementation(original)

@@ -1,52 +1,67 @@
-"""Forward hooks on MoE routers and shared-expert gates. They observe only: each returns None, so the
-module's output is untouched. Reductions run on the model's device and stay there until `collect`."""
+"""Routing recorder: forward hooks on MoE routers and shared-expert gates. They observe only: each returns None, so
+the module's output is untouched. Reductions run on the model's device and stay there until `collect`.
+
+Sites (from the adapter's RouterSite): the router module of every MoE layer, whose forward returns
+(router_logits [N, E], topk_weights [N, k], topk_ids [N, k]); the shared-expert gate Linear (logit [N, 1]) where the
+family has one. A family without a router (a dense hybrid) records nothing and writes no routing table.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ..ops.router_stats import router_token_stats
+from ..ops.router_stats import ROUTER_STATS
+from ..trace.tables import routing_tables
+from .records import RoutingCapture
+from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
 from .transfer import stack_layers, to_host
 
 
-@dataclass
-class RoutingCapture:
-    """Routing of one forward pass, on the CPU. L = number of MoE layers captured, N = batch x tokens
-    (row-major: token t of sequence b is row b*T + t), k = experts per token, E = experts.
-
-    layers:         [L] decoder-layer index of each captured MoE layer.
-    topk_ids:       [L, N, k] int16 expert ids (int32 past 32,767 experts), in the router's order (descending probability).
-    topk_weights:   [L, N, k] fp32 weights the experts' outputs are mixed with (renormalised when the
-                    config says norm_topk_prob).
-    router_entropy, topk_mass, topk_margin: [L, N] fp32 (see ops.router_stats).
-    shared_gate:    [L, N] fp32 sigmoid(shared_expert_gate(x)) in (0, 1); NaN where a layer has none.
-    router_logits:  [L, N, E] or None when not requested.
-    """
-
-    layers: list[int]
-    topk_ids: torch.Tensor
-    topk_weights: torch.Tensor
-    router_entropy: torch.Tensor
-    topk_mass: torch.Tensor
-    topk_margin: torch.Tensor
-    shared_gate: torch.Tensor
-    router_logits: torch.Tensor | None
-
-
+@recorder_kind
 class RoutingRecorder:
     """Holds per-layer device tensors from the hooks of one or more forward calls."""
 
-    def __init__(self, keep_logits: bool):
+    kind = "routing"
+
+    def __init__(self, keep_logits: bool = False):
         self.keep_logits = keep_logits
+        self.token_stats = ROUTER_STATS["softmax"]
         self._router: dict[int, list[dict[str, torch.Tensor]]] = {}
         self._shared: dict[int, list[torch.Tensor]] = {}
+
+    @staticmethod
+    def enabled(settings) -> bool:
+        return settings.routing
+
+    @classmethod
+    def from_settings(cls, settings) -> "RoutingRecorder":
+        return cls(keep_logits=settings.router_logits)
+
+    def attach(self, model: torch.nn.Module, adapter) -> list:
+        if adapter.router is None:
+            return []  # a dense family: nothing to route, no routing table
+        routers = adapter.routers(model)
+        if not routers:
+            raise CaptureError(f"{adapter.name}: no router found at '{adapter.layers}.*.{adapter.router.path}'")
+        self.token_stats = ROUTER_STATS[adapter.router.scoring]
+        handles = []
+        try:
+            for index, router in routers.items():
+                handles.append(router.register_forward_hook(self.router_hook(index)))
+            for index, gate in adapter.shared_expert_gates(model).items():
+                handles.append(gate.register_forward_hook(self.shared_gate_hook(index)))
+        except BaseException:
+            remove_all(handles)
+            raise
+        return handles
+
+    def begin_sequence(self, sequence: SequenceInfo) -> None:
+        pass
 
     def router_hook(self, layer: int):
         def hook(module, args, output):
             router_logits, topk_weights, topk_ids = output[0], output[1], output[2]
-            record = router_token_stats(router_logits.detach(), topk_ids.detach())
+            record = self.token_stats(router_logits.detach(), topk_ids.detach())
             record["topk_ids"] = topk_ids.detach().to(torch.int16 if router_logits.shape[-1] <= 32767 else torch.int32)
             record["topk_weights"] = topk_weights.detach().float()
             if self.keep_logits:
@@ -95,3 +110,6 @@ class RoutingRecorder:
         self._router.clear()
         self._shared.clear()
         return capture
+
+    def tables(self, record: RoutingCapture, sequence: SequenceInfo) -> dict:
+        return routing_tables(sequence.seq_id, record, slice(0, sequence.num_tokens))

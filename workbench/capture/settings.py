@@ -63,7 +63,21 @@ class CaptureSettings:
                  or self.deltanet_path != "auto")
         if asked and not self.deltanet:
             raise ValueError("deltanet_heads, deltanet_head_stride, state_snapshots and deltanet_path need "
-                             "deltanet=True")
+                             "deltanet=True (CLI: --deltanet-heads, --deltanet-head-stride, --state-snapshot and "
+                             "--deltanet-path need --deltanet)")
+
+    def check_environment(self, device: str | None = None) -> None:
+        """Checks that depend on this machine, not on the settings alone (a manifest written on a GPU machine must
+        still load elsewhere): deltanet_path='fla' needs flash-linear-attention and a CUDA device."""
+        if self.deltanet_path != "fla":
+            return
+        from .deltanet.patch import fla_installed
+
+        if not fla_installed():
+            raise ValueError("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "
+                             "--deltanet-path torch runs anywhere")
+        if device is not None and not str(device).startswith("cuda"):
+            raise ValueError(f"--deltanet-path fla runs on CUDA only, got --device {device}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,8 +1,15 @@
-"""Per-token summaries of a softmax top-k router, reduced on the model's device.
+"""Per-token summaries of a top-k router, reduced on the model's device.
 
-Everything here is a pure tensor function: the capture hooks call it, the tests check it against
-transformers' own router logits. It runs inside every MoE layer's forward, so it avoids a second top-k:
-p_(k) is the smallest chosen probability and p_(k+1) the largest probability left out.
+Everything here is a pure tensor function: the capture hooks call it, the tests check it against transformers' own
+router logits. It runs inside every MoE layer's forward, so it avoids a second top-k: p_(k) is the smallest chosen
+probability and p_(k+1) the largest probability left out.
+
+Which probabilities (the adapter's RouterSite.scoring says which function applies):
+  softmax  p = softmax(logits) over all E experts (Qwen3-Next, Qwen3.5-MoE, Qwen3-MoE, OLMoE, Mixtral);
+  sigmoid  p = s / sum(s) with s = sigmoid(logits) (DeepSeek-V3, Kimi-Linear): the scores the chosen experts'
+           weights are renormalised from, made a distribution over all experts. Such routers choose by
+           s + correction bias inside the best expert groups, so a chosen expert can score below one left out and
+           topk_margin can be negative.
 """
 
 from __future__ import annotations
@@ -10,18 +17,7 @@ from __future__ import annotations
 import torch
 
 
-def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Summaries of one router call over all experts.
-
-    router_logits: [N, E] pre-softmax scores (any float dtype; math in fp32).
-    topk_ids:      [N, k] experts the router chose (its own output, so ties resolve as the model did).
-    Returns fp32 tensors of shape [N]:
-      router_entropy  entropy of softmax(logits) over all E experts, nats, in [0, ln E];
-      topk_mass       sum of the chosen experts' probabilities before renormalisation, in (0, 1];
-      topk_margin     p_(k) - p_(k+1): smallest chosen probability minus the largest one left out
-                      (>= 0 for a top-k router; 0 when k == E: nothing is left out).
-    """
-    log_probs = torch.log_softmax(router_logits, dim=-1, dtype=torch.float32)  # [N, E]
+def _summaries(log_probs: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     entropy = -torch.linalg.vecdot(log_probs.exp(), log_probs)  # [N]
     ids = topk_ids.long()
     chosen = log_probs.gather(-1, ids)  # [N, k] log-probabilities of the chosen experts
@@ -32,3 +28,27 @@ def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> d
     else:
         margin = torch.zeros_like(entropy)
     return {"router_entropy": entropy, "topk_mass": topk_mass, "topk_margin": margin}
+
+
+def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Summaries of one softmax router call over all experts.
+
+    router_logits: [N, E] pre-softmax scores (any float dtype; math in fp32).
+    topk_ids:      [N, k] experts the router chose (its own output, so ties resolve as the model did).
+    Returns fp32 tensors of shape [N]:
+      router_entropy  entropy of p over all E experts, nats, in [0, ln E];
+      topk_mass       sum of the chosen experts' p before renormalisation, in (0, 1];
+      topk_margin     p_(k) - p_(k+1): smallest chosen p minus the largest one left out
+                      (>= 0 for a softmax top-k router; 0 when k == E: nothing is left out).
+    """
+    return _summaries(torch.log_softmax(router_logits, dim=-1, dtype=torch.float32), topk_ids)
+
+
+def sigmoid_router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same summaries for a sigmoid router, with p = sigmoid(logits) / sum over experts (see module docstring).
+    router_logits [N, E], topk_ids [N, k]; returns fp32 [N] tensors (margin may be negative)."""
+    log_scores = torch.nn.functional.logsigmoid(router_logits.float())  # [N, E] log s
+    return _summaries(log_scores - torch.logsumexp(log_scores, dim=-1, keepdim=True), topk_ids)
+
+
+ROUTER_STATS = {"softmax": router_token_stats, "sigmoid": sigmoid_router_token_stats}

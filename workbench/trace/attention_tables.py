@@ -3,15 +3,17 @@ time; column meanings in schema.py)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from ..capture.attention import AttentionCapture
 from ..spans import TokenSpan
 from .schema import table_schema
 from .tables import _list_column
+
+if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
+    from ..capture.records import AttentionCapture
 
 
 def spans_table(seq_id: str, spans: Sequence[TokenSpan]) -> pa.Table:

@@ -8,12 +8,16 @@ dictionary/run-length encoded in Parquet and cost next to nothing per row.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
-from ..capture.deltanet import DeltaNetCapture
 from .schema import TABLES, table_schema
 from .tables import _list_column
+
+if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
+    from ..capture.records import DeltaNetCapture
 
 
 def deltanet_row_bytes() -> int:

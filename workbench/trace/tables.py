@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
-from ..capture.routing import RoutingCapture
 from .schema import table_schema
+
+if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
+    from ..capture.records import RoutingCapture
 
 
 def _list_column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:

@@ -8,7 +8,7 @@ from workbench.adapters import get_adapter
 from workbench.analysis.retrieval import copy_hits
 from workbench.loading import LoadedModel
 from workbench.prompts import Prompt
-from workbench.retrieval_probe import copy_with_attention, trace_retrieval
+from workbench.probes.retrieval import copy_with_attention, trace_retrieval
 from workbench.trace import open_trace
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -1,23 +1,28 @@
 """Gated DeltaNet state capture: exact per-token recurrent-state norms, gates and planted-pair recall.
 
-How it observes (transformers 5.24; pinned by tests/capture/test_deltanet_capture.py): the GatedDeltaNet
-forward of each modeling module (`adapter.modeling_modules`) calls the module globals
-`torch_chunk_gated_delta_rule` (prefill, any length) and `torch_recurrent_gated_delta_rule` (cached one-token
-decode) by name on every call. `capture(model, CaptureSettings(deltanet=True))` replaces each global with a
-wrapper that calls the original with the same arguments and returns its result untouched, so whatever the
-global was (fla's kernel or the torch fallback) still runs. A forward pre-hook on every `linear_attn` module
-names the decoder layer the next kernel call belongs to. `capture`'s finally undoes every patch and hook.
+How it observes (transformers 5.24; pinned by tests/capture/test_deltanet_capture.py): the linear-attention block
+of each family (the adapter's LinearAttentionSite) calls module globals of its modeling file by name on every call:
+the chunk kernel (prefill, any length; Gated DeltaNet: `torch_chunk_gated_delta_rule`, Kimi Delta Attention:
+`chunk_kimi_delta_attention`) and the recurrent one (cached one-token decode). `capture(model,
+CaptureSettings(deltanet=True))` replaces each global, in the modeling file that defines the block's class, with a
+wrapper that calls the original with the same arguments and returns its result untouched, so whatever the global
+was (fla's kernel or the torch fallback) still runs. A forward pre-hook on every linear-attention block names the
+decoder layer the next kernel call belongs to. `capture`'s finally undoes every patch and hook.
 
 What the wrapper sees per call, in execution order (shapes as transformers passes them):
     query, key     [B, T, Hk, K]  after the causal conv + SiLU, before the kernel's L2 norm
     value          [B, T, Hv, V]  after the causal conv + SiLU
     g              [B, T, Hv]     log decay, <= 0; decay factor exp(g) in (0, 1]; half-life ln2 / -g tokens
+                   [B, T, Hv, K]  per key channel (Kimi Delta Attention); per-token gate columns average g over K
     beta           [B, T, Hv]     write strength sigmoid(b) in (0, 1)
     initial_state  [B, Hv, K, V]  the cache's state (decode, chunked prefill) or None (a fresh sequence)
 Statistics are computed on the kernel's device, before the original kernel runs (torch path) or inside it, as
 fla's recursion returns its states (fla path; the initial state is cloned first, since the cache overwrites it
 in place after the kernel), and stay there until `collect()` copies each field off once. State snapshots'
 spectra (an SVD per head) are computed on the host at collect.
+
+Kimi Delta Attention (decay per key channel) always takes the torch path: `chunked_kda_state_stats` (the per-channel
+chunk identity) for norms, `kda_readouts_from_chunk_states` for recall and snapshots.
 
 Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
 default, matches the fp64 scan to 1e-4); "fla" = the chunk-start states h and corrected values v_new that the
@@ -33,26 +38,30 @@ the torch path (one token, a handful of small ops). `DeltaNetCapture.path` says 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import dataclasses
 import inspect
+import sys
 from dataclasses import dataclass
 
 import torch
 
-from ..adapters import LINEAR_ATTENTION
-from ..ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
-from ..ops.state_norms import fla_states
-from .settings import CaptureSettings
-from .transfer import stack_layers, to_host
+from ...adapters import LINEAR_ATTENTION
+from ...ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
+from ...ops.state_norms import fla_states
+from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
+from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
+from ...trace.deltanet_tables import deltanet_tables
+from ..records import DeltaNetCapture
+from ..recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
+from ..settings import CaptureSettings
+from ..transfer import stack_layers, to_host
+from .patch import KernelPatch, fla_chunk_module, fla_for, kernel_states
 
-KERNEL_GLOBALS = (("torch_chunk_gated_delta_rule", "chunk"), ("torch_recurrent_gated_delta_rule", "recurrent"))
 AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "decay_min", "beta_mean", "beta_max",
               "half_life_mean", "half_life_max")
 PER_HEAD = ("state_norm", "decay", "beta", "half_life")
 SEGMENT_SUMS = ("state_norm_sum", "state_norm_max", "decay_sum", "beta_sum", "log_decay_sum")
 
-_FLA: dict[str, tuple] = {}  # device -> (fwd_h, g_scale) after a successful calibration, or (None, reason)
 
 
 @dataclass
@@ -75,87 +84,6 @@ class KernelCall:
     observed: bool = False
 
 
-@dataclass
-class DeltaNetCapture:
-    """DeltaNet state statistics of the forward calls since the last collect, on the CPU.
-
-    L = DeltaNet layers, N rows = the calls' tokens concatenated (within a call, token t of batch row b is row
-    b*T + t, as in RoutingCapture), H = value heads. All float fields fp32.
-    layers [L]; positions [N] int64 token position in its sequence (continues across cached decode calls).
-    state_norm_mean/_max [L, N]: mean/max over heads of ||S_t||_F after token t's update (units of v).
-    decay_mean/_min [L, N]: exp(g); beta_mean/_max [L, N]; half_life_mean/_max [L, N]: ln2 / -g in tokens.
-    head_rows [M]: rows with per-head values; head_state_norm, head_decay, head_beta, head_half_life [L, M, H].
-    segments [S, 2]: (first row, end row) of each (call, batch row); segment_tokens [S];
-        segment_state_norm_sum/_max, segment_decay_sum, segment_beta_sum, segment_log_decay_sum [L, S, H].
-    recall_pairs [P, 2] (key_pos, value_pos) or None; recall_rel_err, recall_cos [L, P, N, H]: readout
-        r = S_t^T k_key against v_value (see ops.state_norms); NaN before key_pos and on rows not computed
-        (decode steps, calls continuing a cached state).
-    snapshot_rows [Q]; snapshot_eff_rank, snapshot_top_sv [L, Q, H] (computed on the host).
-    path: the paths that ran, joined by "+": "torch", "fla" (the model's own chunk states), "fla-recompute".
-    """
-
-    layers: list[int]
-    positions: torch.Tensor
-    state_norm_mean: torch.Tensor
-    state_norm_max: torch.Tensor
-    decay_mean: torch.Tensor
-    decay_min: torch.Tensor
-    beta_mean: torch.Tensor
-    beta_max: torch.Tensor
-    half_life_mean: torch.Tensor
-    half_life_max: torch.Tensor
-    head_rows: torch.Tensor
-    head_state_norm: torch.Tensor
-    head_decay: torch.Tensor
-    head_beta: torch.Tensor
-    head_half_life: torch.Tensor
-    segments: torch.Tensor
-    segment_tokens: torch.Tensor
-    segment_state_norm_sum: torch.Tensor
-    segment_state_norm_max: torch.Tensor
-    segment_decay_sum: torch.Tensor
-    segment_beta_sum: torch.Tensor
-    segment_log_decay_sum: torch.Tensor
-    recall_pairs: torch.Tensor | None
-    recall_rel_err: torch.Tensor | None
-    recall_cos: torch.Tensor | None
-    snapshot_rows: torch.Tensor
-    snapshot_eff_rank: torch.Tensor
-    snapshot_top_sv: torch.Tensor
-    path: str
-
-
-def fla_for(device: torch.device) -> tuple:
-    """(fwd_h, g_scale) when fla's chunk recursion imports and calibrates on `device`, else (None, reason).
-    Calibrated once per device and process."""
-    key = str(device)
-    if key not in _FLA:
-        if device.type != "cuda":
-            _FLA[key] = (None, f"fla needs a CUDA device, got {device}")
-        elif importlib.util.find_spec("fla") is None:
-            _FLA[key] = (None, "fla is not installed")
-        else:
-            try:  # any failure of this optional fast path (import, signature, Triton, numbers) means: use torch
-                fwd_h = fla_states.load_fla_fwd_h()
-                _FLA[key] = (fwd_h, fla_states.calibrate(fwd_h, device))
-            except Exception as error:  # noqa: BLE001 - the reason is kept and reported (DeltaNetCapture, bench)
-                _FLA[key] = (None, f"{fla_states.FLA_FWD_H} unusable: {type(error).__name__}: {error}")
-    return _FLA[key]
-
-
-class KernelPatch:
-    """Replaces `module.<name>` with `make_wrapper(original)`; `remove()` puts the original back. It looks like
-    a hook handle, so capture's finally removes it with the hooks (also after an error)."""
-
-    def __init__(self, module, name: str, make_wrapper):
-        self.module, self.name = module, name
-        self.original = getattr(module, name)
-        setattr(module, name, make_wrapper(self.original))
-
-    def remove(self) -> None:
-        setattr(self.module, self.name, self.original)
-
-
 def _snapshot_locals(positions: tuple[int, ...], call: KernelCall, seq_len: int) -> list[int]:
     """Requested positions -> indices inside this call: non-negative = absolute positions, negative = from the
     end of a prefill (chunk) call. Positions outside the call are skipped."""
@@ -167,11 +95,16 @@ def _snapshot_locals(positions: tuple[int, ...], call: KernelCall, seq_len: int)
     return sorted(local)
 
 
+@recorder_kind
 class DeltaNetRecorder:
     """Wraps the kernels, computes per-call statistics on the kernel's device, and holds them until collect."""
 
+    kind = "deltanet"
+
     def __init__(self, settings: CaptureSettings, keep_calls: bool = False):
         self.settings = settings
+        self.arguments = None  # the adapter's KernelArguments, set by attach
+        self.decay = "per_head"
         self.keep_calls = keep_calls  # keep every KernelCall with its inputs and output (memory heavy)
         self.calls: list[KernelCall] = []
         self.current_layer: int | None = None
@@ -180,6 +113,49 @@ class DeltaNetRecorder:
         self._awaiting_states: KernelCall | None = None  # a chunk call whose stats wait for fla's chunk states
         self._next_position: dict[int, int] = {}
         self._records: dict[int, list[dict]] = {}
+
+    @staticmethod
+    def enabled(settings) -> bool:
+        return settings.deltanet
+
+    @classmethod
+    def from_settings(cls, settings) -> "DeltaNetRecorder":
+        return cls(settings)
+
+    def attach(self, model: torch.nn.Module, adapter) -> list:
+        """Patch the kernel globals of the modeling file of every linear-attention block class and hook every block;
+        returns the patches and hooks (capture's finally removes them)."""
+        site = adapter.linear_attention
+        modules = adapter.layers_of_kind(model, LINEAR_ATTENTION)
+        if not modules:
+            raise CaptureError(f"{adapter.name}: no linear-attention layer (layer kind {LINEAR_ATTENTION!r}); "
+                               "capture without deltanet=True")
+        self.arguments, self.decay = site.arguments, site.decay
+        modeling_files = {type(m).__module__: sys.modules[type(m).__module__] for m in modules.values()}
+        handles = []
+        try:
+            for file in modeling_files.values():
+                for name, kind in site.kernels():
+                    if not hasattr(file, name):
+                        raise CaptureError(f"{adapter.name}: {file.__name__} has no kernel global {name!r} to observe")
+                    handles.append(KernelPatch(file, name, lambda original, kind=kind: self.wrap(original, kind)))
+            fla_chunk = fla_chunk_module() if self.settings.deltanet_path != "torch" and self.decay == "per_head" else None
+            if fla_chunk is not None:
+                handles.append(KernelPatch(fla_chunk, fla_states.FLA_FWD_H_NAME, self.wrap_chunk_states))
+            for index, module in modules.items():
+                handles.append(module.register_forward_pre_hook(self.enter_layer(index)))
+                handles.append(module.register_forward_hook(self.leave_layer))
+        except BaseException:
+            remove_all(handles)
+            raise
+        return handles
+
+    def begin_sequence(self, sequence: SequenceInfo) -> None:
+        """Measure state recall of the prompt's planted needles (spans named needle*)."""
+        self.set_recall_pairs(needle_recall_pairs(sequence.spans) or None)
+
+    def tables(self, record: DeltaNetCapture, sequence: SequenceInfo) -> dict:
+        return deltanet_tables(sequence.seq_id, record, slice(0, sequence.num_tokens))
 
     # --- observation -------------------------------------------------------------------------------
     def set_recall_pairs(self, pairs) -> None:
@@ -246,7 +222,7 @@ class DeltaNetRecorder:
             if call is not None:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()  # state_v_first, chunk_size, cu_seqlens as the recursion saw them
-                states = _kernel_states(call, bound.arguments, result)
+                states = kernel_states(call, bound.arguments, result)
                 if states is not None:
                     self._awaiting_states = None
                     with torch.no_grad():
@@ -257,21 +233,26 @@ class DeltaNetRecorder:
         return fwd_h
 
     def _read_call(self, layer: int, kind: str, arguments: dict) -> KernelCall:
-        initial_state = arguments.get("initial_state")
+        names = self.arguments
+        initial_state = arguments.get(names.initial_state)
         start = 0 if initial_state is None else self._next_position.get(layer, 0)
-        self._next_position[layer] = start + arguments["value"].shape[1]
+        self._next_position[layer] = start + arguments[names.value].shape[1]
         copy = (lambda x: x.detach().clone()) if self.keep_calls else (lambda x: x.detach())
         return KernelCall(
             layer=layer, kind=kind, start=start,
-            query=copy(arguments["query"]), key=copy(arguments["key"]), value=copy(arguments["value"]),
-            g=copy(arguments["g"]), beta=copy(arguments["beta"]),
+            query=copy(arguments[names.query]), key=copy(arguments[names.key]), value=copy(arguments[names.value]),
+            g=copy(arguments[names.g]), beta=copy(arguments[names.beta]),
             initial_state=None if initial_state is None else copy(initial_state),
-            use_qk_l2norm=bool(arguments.get("use_qk_l2norm_in_kernel", False)),
+            use_qk_l2norm=bool(arguments.get(names.qk_l2norm, False)),
         )
 
     # --- statistics --------------------------------------------------------------------------------
     def path_for(self, call: KernelCall) -> str:
         requested = self.settings.deltanet_path
+        if self.decay == "per_key_channel":  # fla's chunk states are read for the gated delta rule only
+            if requested == "fla":
+                raise RuntimeError("deltanet_path='fla' reads Gated DeltaNet chunk states; KDA runs the torch path")
+            return "torch"
         if call.kind != "chunk" or requested == "torch":
             return "torch"
         fwd_h, detail = fla_for(call.value.device)
@@ -290,6 +271,16 @@ class DeltaNetRecorder:
     def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int], states=None):
         """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device.
         states: (kernel keys, h, v_new, chunk size) from the model's own fla recursion (path "fla")."""
+        if self.decay == "per_key_channel":  # KDA: norms by the chunk identity, readouts from its chunk states
+            chunk_size, readouts = min(64, call.value.shape[1]), pairs is not None or bool(snaps)
+            stats = chunked_kda_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state,
+                                            chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm,
+                                            return_chunk_states=readouts)
+            if not readouts:
+                return stats
+            extra = kda_readouts_from_chunk_states(call.key, call.value, call.g, stats.chunk_states, stats.v_new,
+                                                   pairs, snaps, chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm)
+            return dataclasses.replace(stats, **extra)
         if states is not None:
             kn, h, v_new, chunk_size = states
             return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
@@ -308,11 +299,13 @@ class DeltaNetRecorder:
     def _observe(self, call: KernelCall, path: str, states=None) -> None:
         """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
         call.observed = True
-        B, T, H = call.g.shape
+        B, T, H = call.g.shape[:3]
         pairs = self._recall_pairs_for(call, T)
         snaps = _snapshot_locals(self.settings.state_snapshots, call, T)
         stats = self._state_stats(call, path, pairs, snaps, states)
-        g, beta = call.g.float(), call.beta.float()  # [B, T, H]
+        g, beta = call.g.float(), call.beta.float()  # [B, T, H] (KDA: g [B, T, H, K])
+        if g.dim() == 4:
+            g = g.mean(-1)  # KDA: mean log decay over key channels (geometric-mean decay factor)
         gates = gate_stats(g, beta)
         norm = stats.state_norm  # [B, T, H] fp32
         record = {"path": path, "rows": B * T, "positions": (call.start + torch.arange(T)).repeat(B)}
@@ -405,60 +398,9 @@ class DeltaNetRecorder:
         return capture
 
 
-def _kernel_states(call: KernelCall, arguments: dict, result) -> tuple | None:
-    """(kernel keys [B, T, Hk, K], h [B, N, Hv, K, V], v_new [B, T, Hv, V], chunk size) from one call of fla's
-    chunk recursion, or None when it is not the recursion of `call` in the layout the norms read (value-first
-    states, packed varlen sequences, another shape): the caller then recomputes the states itself."""
-    k, (h, v_new) = arguments["k"], result[:2]
-    B, T, Hv, V = call.value.shape
-    chunk_size = arguments.get("chunk_size", fla_states.CHUNK_SIZE)
-    N = -(-T // chunk_size)
-    if arguments.get("state_v_first") or arguments.get("cu_seqlens") is not None or v_new is None:
-        return None
-    if k.shape[:2] != (B, T) or tuple(h.shape) != (B, N, Hv, k.shape[-1], V) or tuple(v_new.shape) != (B, T, Hv, V):
-        return None
-    return k, h, v_new, chunk_size
-
-
 def deltanet_layers(model: torch.nn.Module, adapter) -> dict[int, torch.nn.Module]:
-    """Decoder-layer index -> DeltaNet module, for every layer whose config kind is linear attention."""
-    layers = model.get_submodule(adapter.layers)
-    kinds = adapter.layer_kinds(model.config)
-    return {i: layers[i].get_submodule(adapter.linear_attention) for i, kind in enumerate(kinds)
-            if kind == LINEAR_ATTENTION}
-
-
-def register_deltanet(run) -> None:
-    """Patch the kernel globals of every modeling module of the adapter and hook every DeltaNet layer; every
-    patch and hook goes into run.handles, which capture's finally removes."""
-    adapter = run.adapter
-    modules = deltanet_layers(run.model, adapter) if adapter.linear_attention else {}
-    if not modules or not adapter.modeling_modules:
-        raise ValueError(f"{adapter.architecture}: no DeltaNet layer (layer kind {LINEAR_ATTENTION!r}) or no "
-                         "modeling module to patch; deltanet capture needs both")
-    run.deltanet = DeltaNetRecorder(run.settings)
-    for module_name in adapter.modeling_modules:
-        module = importlib.import_module(module_name)
-        for name, kind in KERNEL_GLOBALS:
-            run.handles.append(KernelPatch(module, name, lambda original, kind=kind: run.deltanet.wrap(original, kind)))
-    fla_chunk = _fla_chunk_module() if run.settings.deltanet_path != "torch" else None
-    if fla_chunk is not None:
-        run.handles.append(KernelPatch(fla_chunk, fla_states.FLA_FWD_H_NAME, run.deltanet.wrap_chunk_states))
-    for index, module in modules.items():
-        run.handles.append(module.register_forward_pre_hook(run.deltanet.enter_layer(index)))
-        run.handles.append(module.register_forward_hook(run.deltanet.leave_layer))
-
-
-def _fla_chunk_module():
-    """fla's gated-delta-rule chunk module (its forward calls the chunk recursion by this module's global name),
-    or None when fla is not installed or does not have it (the fla path then recomputes the states)."""
-    if importlib.util.find_spec("fla") is None:
-        return None
-    try:
-        module = importlib.import_module(fla_states.FLA_CHUNK_MODULE)
-    except ImportError:
-        return None
-    return module if hasattr(module, fla_states.FLA_FWD_H_NAME) else None
+    """Decoder-layer index -> linear-attention block, for every layer whose kind is linear attention."""
+    return adapter.layers_of_kind(model, LINEAR_ATTENTION)
 
 
 def needle_recall_pairs(spans) -> list[tuple[int, int]]:

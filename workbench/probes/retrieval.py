@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .analysis.retrieval import copy_hits, retrieval_scores
-from .capture import CaptureSettings, capture
-from .loading import LoadedModel
-from .prompts import Prompt
-from .spans import parse_spans, spans_to_tokens, token_offsets
-from .trace import TraceWriter
-from .trace.attention_tables import retrieval_table, spans_table
-from .trace.tables import tokens_table
-from .tracing import run_manifest
+from ..analysis.retrieval import copy_hits, retrieval_scores
+from ..capture import CaptureSettings, capture
+from ..loading import LoadedModel
+from ..prompts import Prompt
+from ..spans import parse_spans, spans_to_tokens, token_offsets
+from ..trace import TraceWriter
+from ..trace.attention_tables import retrieval_table, spans_table
+from ..trace.tables import tokens_table
+from ..tracing import run_manifest
 
 
 @dataclass
@@ -89,10 +89,10 @@ def copy_with_attention(
     context, produced, argmax_keys = list(prompt_ids), [], []
     cache_kwarg = _cache_kwarg(model)
     with capture(model, settings, adapter) as run:
-        run.set_attention_sequence([("needle", start, end)])
+        run.recorder("attention").set_sequence([("needle", start, end)])
         output = model(input_ids=torch.tensor([context], device=device), use_cache=True)
         for step in range(steps):
-            stats = run.collect_attention()
+            stats = run.collect("attention")
             argmax_keys.append(stats.topk_pos[:, 0, -1, :, 0].numpy())  # [L, H] of the call's last token
             token = int(output.logits[0, -1].argmax()) if targets is None else int(targets[step])
             produced.append(token)

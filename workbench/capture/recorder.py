@@ -1,0 +1,84 @@
+"""The Recorder protocol: one shape for every capture kind (routing, attention, DeltaNet, and kinds to come).
+
+A recorder
+  1. `attach(model, adapter)`: registers hooks / patches through the adapter and returns their handles (anything
+     with `.remove()`); `capture()` removes every handle in `finally`, also after an error. If attach itself
+     fails, it removes what it had registered before raising.
+  2. `begin_sequence(sequence)`: learns what the next forward call reads (spans, needle positions); optional.
+  3. `collect()`: after one or more forward calls, returns its typed record (capture/records.py), or None when
+     it saw nothing, and clears.
+  4. `tables(record, sequence)`: hands the record to its table builder in workbench/trace/ and returns
+     {table name: Arrow table} for the trace writer.
+A new capture kind is one recorder class, decorated with `@recorder_kind`, plus its table builder and schema entry;
+`capture()`, `trace_prompts` and the CLI loop over recorders and never name a kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import torch
+
+from .settings import CaptureSettings
+
+
+class CaptureError(ValueError):
+    """A capture kind cannot run on this model (no layer of the kind it observes, an unsupported implementation)."""
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """What the next forward call reads: one prompt of `num_tokens` tokens and its named spans
+    (workbench.spans.TokenSpan)."""
+
+    seq_id: str
+    num_tokens: int
+    spans: Sequence = field(default_factory=tuple)
+
+
+class Recorder(Protocol):
+    kind: str
+
+    def attach(self, model: torch.nn.Module, adapter) -> list: ...
+
+    def begin_sequence(self, sequence: SequenceInfo) -> None: ...
+
+    def collect(self) -> Any | None: ...
+
+    def tables(self, record, sequence: SequenceInfo) -> dict: ...
+
+
+# kind -> recorder class; each class has kind, enabled(settings) and from_settings(settings)
+RECORDER_KINDS: dict[str, type] = {}
+
+
+def recorder_kind(cls):
+    """Class decorator: register a recorder class under its `kind` (once; a duplicate raises)."""
+    if cls.kind in RECORDER_KINDS:
+        raise ValueError(f"recorder kind {cls.kind!r} is already registered")
+    RECORDER_KINDS[cls.kind] = cls
+    return cls
+
+
+def recorders_for(settings: CaptureSettings) -> list:
+    """One recorder per kind the settings turn on, in registration order."""
+    return [cls.from_settings(settings) for cls in RECORDER_KINDS.values() if cls.enabled(settings)]
+
+
+def remove_all(handles: list) -> None:
+    """Remove handles newest first (a patch of a patch unwinds in order) and empty the list."""
+    while handles:
+        handles.pop().remove()
+
+
+class CallbackHandle:
+    """A handle whose remove() runs a function once (restore an attribute, drop a registry entry)."""
+
+    def __init__(self, undo):
+        self._undo = undo
+
+    def remove(self) -> None:
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo()
