@@ -87,7 +87,7 @@ def test_span_mass_heatmap_holds_the_trace_numbers(trace_dir):
     # by hand: rows of 'hay' at positions >= the needle's end token (12), mean per head
     rows = attention.filter(pc.and_(pc.equal(attention["seq_id"], "hay"), pc.greater_equal(attention["position"], 12)))
     frame = rows.to_pandas()
-    frame["needle"] = frame.span_mass.map(lambda pairs: dict(pairs)["needle"])
+    frame["needle"] = frame.span_mass.map(lambda pairs: {p["span"]: p["mass"] for p in pairs}["needle"])
     expected = frame.groupby("head").needle.mean().to_numpy()
     np.testing.assert_allclose(z[0], expected, atol=1e-6)
 
