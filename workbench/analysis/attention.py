@@ -45,8 +45,9 @@ def query_positions(db: TraceDB, scope: Scope, seq_id: str) -> list[int]:
 
 
 def default_query(db: TraceDB, scope: Scope, seq_id: str) -> int | None:
-    """The query row to show first: the last analysed token of the sequence's `query: true` span (the token whose
-    prediction starts the answer), else the last analysed token; None when the sequence has no rows."""
+    """The query row to show first: the first analysed token of the sequence's first `query: true` span (where the
+    model starts writing the answer, so retrieval heads look at the needle), else the last analysed token; None when
+    the sequence has no rows."""
     positions = query_positions(db, scope, seq_id)
     if not positions:
         return None
@@ -56,7 +57,7 @@ def default_query(db: TraceDB, scope: Scope, seq_id: str) -> int | None:
         for row in spans.itertuples():
             inside = [p for p in positions if row.start_token <= p < row.end_token]
             if inside:
-                return inside[-1]
+                return inside[0]
     return positions[-1]
 
 

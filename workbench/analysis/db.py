@@ -71,7 +71,7 @@ class TraceDB:
     def arrow(self, sql: str, params: list | None = None):
         cursor = self._connection.cursor()
         try:
-            return cursor.execute(sql, params or []).to_arrow_table()
+            return cursor.sql(sql, params=params or None).to_arrow_table()
         finally:
             cursor.close()
 
