@@ -82,8 +82,18 @@ def sidebar() -> None:
     config = manifest["model"].get("config", {})
     heads = max(int(config.get("num_attention_heads") or 0), int(config.get("linear_num_value_heads") or 0))
     st.sidebar.selectbox("Head", [ALL, *range(heads)], key="head")
-    longest = max([int(p.get("num_tokens") or 0) for p in manifest["prompts"]] + [1])
-    st.sidebar.slider("Positions", 0, longest, (0, longest), key="positions")
+    longest = _longest_sequence(path, manifest["run_id"])
+    st.sidebar.slider("Positions [from, to)", 0, longest, (0, longest), key="positions")
+    st.session_state["positions_all"] = (0, longest)
+
+
+@st.cache_data(show_spinner=False)
+def _longest_sequence(path: str, run_id: str) -> int:
+    db = trace_db(path)
+    if not db.has("tokens"):
+        return 1
+    longest = db.frame("SELECT max(position) + 1 AS n FROM tokens WHERE run_id = ?", [run_id]).n.iloc[0]
+    return max(int(longest), 1) if longest == longest and longest is not None else 1
 
 
 def require_run() -> tuple[TraceDB, dict, Scope]:
@@ -110,6 +120,8 @@ def scope_of(run_id: str, seq_id: str | None = None) -> Scope:
     layers = tuple(st.session_state.get("layers") or ()) or None
     label = st.session_state.get("label")
     window = st.session_state.get("positions")
+    if window is not None and tuple(window) == tuple(st.session_state.get("positions_all", ())):
+        window = None  # the whole range: no position filter (and one cache key whatever the run's length)
     return Scope(run_id, layers, None if label in (None, ALL) else label, seq_id,
                  tuple(int(x) for x in window) if window else None)
 
