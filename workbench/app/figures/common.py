@@ -24,14 +24,18 @@ def empty_figure(title: str, message: str) -> go.Figure:
 
 def heatmap(frame: pd.DataFrame, row: str, column: str, value: str, title: str, colour: str, *,
             zmin: float | None = None, zmax: float | None = None, text: bool = False, row_title: str | None = None,
-            column_title: str | None = None, colorscale: str = "Viridis", zmid: float | None = None) -> go.Figure:
+            column_title: str | None = None, colorscale: str = "Viridis", zmid: float | None = None,
+            row_format=None, column_format=None) -> go.Figure:
     """Long rows -> heatmap with categorical axes: only rows/columns present in `frame` appear (a layer without
-    data gets no row). `row == "layer"` labels rows L<i>."""
+    data gets no row), in the sort order of the values (numbers numerically), labelled by `row_format` /
+    `column_format` (default: L<i> for layers, else str)."""
     if frame.empty:
         return empty_figure(title, "no data")
     matrix = frame.pivot_table(index=row, columns=column, values=value, aggfunc="mean").sort_index()
-    y = [layer_label(r) if row == "layer" else str(r) for r in matrix.index]
-    x = [layer_label(c) if column == "layer" else str(c) for c in matrix.columns]
+    row_format = row_format or (layer_label if row == "layer" else str)
+    column_format = column_format or (layer_label if column == "layer" else str)
+    y = [row_format(r) for r in matrix.index]
+    x = [column_format(c) for c in matrix.columns]
     values = matrix.to_numpy(dtype=float)
     trace = go.Heatmap(z=values, x=x, y=y, zmin=zmin, zmax=zmax, zmid=zmid, colorscale=colorscale,
                        colorbar={"title": {"text": colour}},

@@ -59,11 +59,9 @@ def sweep_heatmaps(grid: pd.DataFrame, value_title: str, zmax: float | None = No
     figures = []
     for layer, rows in grid.groupby("layer", sort=True):
         kind = rows.layer_kind.iloc[0]
-        frame = rows.assign(depth=rows.needle_depth.map(lambda d: f"{d:.0%}"),
-                            length=rows.context_length.astype(str))
-        figure = heatmap(frame, "depth", "length", "value", f"{layer_label(layer)} ({kind}): {value_title}",
-                         value_title, zmin=0.0, zmax=zmax, text=True, row_title="needle depth",
-                         column_title="context length (tokens)")
+        figure = heatmap(rows, "needle_depth", "context_length", "value", f"{layer_label(layer)} ({kind}): "
+                         f"{value_title}", value_title, zmin=0.0, zmax=zmax, text=True, row_title="needle depth",
+                         column_title="context length (tokens)", row_format=lambda d: f"{d:.0%}")
         figure.update_yaxes(autorange=True)
         figures.append(figure)
     return figures
