@@ -44,7 +44,7 @@ def test_deltanet_heatmaps_and_boxes_have_no_attention_layer_row(db, scope):
 def test_state_norm_figure_draws_lines_not_covering_bands_and_marks_spans(db, scope):
     spans = db.frame("SELECT span, start_token, end_token FROM spans WHERE run_id = ? AND seq_id = 's0'",
                      [scope.run_id])
-    figure = deltanet_figures.state_norm_figure(deltanet.state_norm_curves(db, scope, "s0"), spans)
+    figure = deltanet_figures.state_norm_figure(deltanet.state_norm_curves(db, scope, "s0"), spans, show_max=True)
     assert [trace.fill for trace in figure.data] == [None, None]  # no filled band
     assert list(figure.data[0].y) == pytest.approx([1, 2, 3]) and list(figure.data[1].y) == pytest.approx([2, 3, 4])
     assert {a.text for a in figure.layout.annotations} == {"needle", "question"}

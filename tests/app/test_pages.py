@@ -17,7 +17,7 @@ PAGES = {
     "overview": "Bytes on disk per token",
     "routing": "Expert load per layer",
     "token_explorer": "per token at layer",
-    "deltanet": "State norm ||S_t||_F per layer",
+    "deltanet": "State norm ||S_t||_F per layer, mean over heads",
     "attention": "Attention mass on 'needle'",
     "long_context": "exact-match accuracy",
     "compare": "Routing agreement on the same tokens",

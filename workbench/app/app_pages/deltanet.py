@@ -28,8 +28,10 @@ spans = (db.frame("SELECT span, start_token, end_token FROM spans WHERE run_id =
                   [scope.run_id, seq_id]) if db.has("spans") else None)
 
 curves = query(deltanet.state_norm_curves, scope, seq_id)
-log_y = st.toggle("Log scale", value=True, key="deltanet_log")
-show(state_norm_figure(curves, spans, log_y), "state norm")
+left, right = st.columns(2)
+log_y = left.toggle("Log scale", value=True, key="deltanet_log")
+show_max = right.toggle("Largest head too (dotted)", value=False, key="deltanet_max")
+show(state_norm_figure(curves, spans, log_y, show_max), "state norm")
 if not curves.empty:
     last = curves[curves.position == curves.position.max()]
     top = last.loc[last.state_norm_mean.idxmax()]

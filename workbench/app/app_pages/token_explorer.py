@@ -27,10 +27,20 @@ layers = tokens.metric_layers(db, scope, metric)
 if scope.layers:
     layers = [x for x in layers if x in scope.layers] or layers
 layer = right.selectbox("Layer", layers, format_func=layer_label, key="explorer_layer")
-seq_scope = scope_of(scope.run_id)
-frame = tokens.token_metric(db, seq_scope, seq_id, layer, metric)
-st.caption(f"{tokens.TOKEN_METRICS[metric][2]}; grey = no value at that token "
-           f"(e.g. tokens that were not analysed attention queries).")
-show(token_strip_figure(frame.head(2048), metric, layer), "token explorer")
-if len(frame) > 2048:
-    st.caption(f"First 2,048 of {len(frame)} tokens in the window: narrow the sidebar's positions to see the rest.")
+frame = tokens.token_metric(db, scope_of(scope.run_id), seq_id, layer, metric)
+if frame.empty:
+    st.info("No tokens of this sequence in the sidebar's position window.")
+    st.stop()
+first, last = int(frame.position.min()), int(frame.position.max()) + 1
+spans = (db.frame("SELECT span, start_token, end_token FROM spans WHERE run_id = ? AND seq_id = ? ORDER BY start_token",
+                  [scope.run_id, seq_id]) if db.has("spans") else None)
+start = first
+if spans is not None and len(spans):  # open on the first span (the needle), with some context before it
+    start = min(max(first, int(spans.start_token.iloc[0]) - 64), max(first, last - 384))
+window = st.slider("Tokens shown [from, to)", first, last, (start, min(last, start + 384)), key=f"explorer_{seq_id}")
+shown = frame[(frame.position >= window[0]) & (frame.position < window[1])]
+st.caption(f"{tokens.TOKEN_METRICS[metric][2]}; grey = no value at that token (e.g. tokens that were not analysed "
+           f"attention queries). Spans: " + (", ".join(f"{r.span} [{r.start_token}, {r.end_token})"
+                                                      for r in spans.itertuples()) if spans is not None and len(spans)
+                                            else "none") + ".")
+show(token_strip_figure(shown, metric, layer), "token explorer")

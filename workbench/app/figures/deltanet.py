@@ -27,11 +27,12 @@ def add_span_markers(figure: go.Figure, spans: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def state_norm_figure(curves: pd.DataFrame, spans: pd.DataFrame | None = None, log_y: bool = True) -> go.Figure:
-    """||S_t||_F against position, one colour per layer: a line for the mean over heads and a faint dotted line for
-    the largest head (no filled band that would hide other layers); spans of the sequence marked.
+def state_norm_figure(curves: pd.DataFrame, spans: pd.DataFrame | None = None, log_y: bool = True,
+                      show_max: bool = False) -> go.Figure:
+    """||S_t||_F against position, one colour per layer: a line for the mean over heads and, with `show_max`, a faint
+    dotted line for the largest head (no filled band that would hide other layers); spans of the sequence marked.
     curves: state_norm_curves rows (layer, position, state_norm_mean, state_norm_max)."""
-    title = "State norm ||S_t||_F per layer (solid: mean over heads; dotted: largest head)"
+    title = "State norm ||S_t||_F per layer, mean over heads" + (" (dotted: largest head)" if show_max else "")
     if curves.empty:
         return empty_figure(title, "no data")
     figure = go.Figure()
@@ -41,6 +42,8 @@ def state_norm_figure(curves: pd.DataFrame, spans: pd.DataFrame | None = None, l
         figure.add_trace(go.Scatter(x=rows.position, y=rows.state_norm_mean, mode="lines", name=name,
                                     legendgroup=name, line={"color": colour, "width": 2},
                                     hovertemplate=f"{name} position %{{x}}<br>mean %{{y:.4g}}<extra></extra>"))
+        if not show_max:
+            continue
         figure.add_trace(go.Scatter(x=rows.position, y=rows.state_norm_max, mode="lines", name=f"{name} max",
                                     legendgroup=name, showlegend=False,
                                     line={"color": _rgba(colour, 0.6), "width": 1, "dash": "dot"},

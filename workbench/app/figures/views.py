@@ -25,7 +25,7 @@ def run_sizes_figure(sizes: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: int = 32) -> go.Figure:
+def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: int = 16) -> go.Figure:
     """A sequence's tokens laid out as text in rows of `per_row`, each cell coloured by the metric (token_metric
     rows: position, token, value); hover gives position, token and value. Cells without a value stay grey."""
     title = f"{metric} per token at layer {layer_label(layer)}"
@@ -38,17 +38,18 @@ def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: in
     texts = [""] * (rows * per_row)
     hover = [""] * (rows * per_row)
     for i, row in enumerate(frame.itertuples()):
-        texts[i] = html.escape(str(row.token))[:10]
+        texts[i] = html.escape(str(row.token))[:12]
         shown = "none" if pd.isna(row.value) else f"{row.value:.4g}"
         hover[i] = f"position {row.position}<br>token {html.escape(str(row.token))}<br>{metric} {shown}"
     categorical = metric == "top-1 expert"
     figure = go.Figure(go.Heatmap(
         z=values.reshape(rows, per_row), text=np.array(texts).reshape(rows, per_row), texttemplate="%{text}",
         customdata=np.array(hover).reshape(rows, per_row), hovertemplate="%{customdata}<extra></extra>",
-        colorscale="Turbo" if categorical else "Viridis", colorbar={"title": {"text": metric}}, xgap=1, ygap=1))
+        colorscale="Turbo" if categorical else "Viridis", colorbar={"title": {"text": metric}}, xgap=1, ygap=1,
+        textfont={"size": 12, "color": "white"}))
     start = frame.position.iloc[0]
     figure.update_layout(title=title, xaxis_title="token within the row", yaxis_title="row (first position)",
-                         height=max(300, 28 * rows + 120))
+                         height=max(300, 30 * rows + 140))
     figure.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(range(rows)),
                         ticktext=[str(start + r * per_row) for r in range(rows)])
     return figure
