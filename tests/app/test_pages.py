@@ -110,3 +110,30 @@ def test_old_schema_folder_opens_with_a_note(tmp_path):
     at = run_page(path, "overview")
     assert not at.exception
     assert any("read-only" in warning.value for warning in at.warning)
+
+
+@pytest.fixture(scope="module")
+def with_probe_run(tmp_path_factory):
+    """The hand trace plus a newest run holding only a needle_sweep (as a probe writes it: no tokens)."""
+    import pyarrow as pa
+
+    from workbench.trace import TraceWriter
+
+    path = tmp_path_factory.mktemp("probe") / "trace"
+    write_hand_trace(path)
+    with TraceWriter(path, run_id="20260101T000002Z-dddddddd") as writer:
+        writer.add("needle_sweep", pa.Table.from_pylist([{
+            "context_length": 64, "needle_depth": 0.5, "layer": 3, "layer_kind": "full_attention", "head": 0,
+            "prompts": 1, "exact_match": 1.0, "needle_mass": 0.5, "deltanet_needle_contribution": None,
+            "state_retention": None}]))
+        writer.commit({"model": {"source": "probe", "architecture": "x", "config_hash": "x", "config": {}},
+                       "prompts": [], "num_tokens": 0, "layer_kinds": [], "moe_layers": []})
+    return path
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_copes_with_a_run_without_tokens(with_probe_run, page):
+    at = run_page(with_probe_run, page, run_id=None)  # the newest run: the probe's
+    assert not at.exception, [e.value for e in at.exception]
+    if page == "long_context":
+        assert any("exact-match accuracy" in title for title in chart_titles(at))

@@ -47,11 +47,13 @@ def trace_summary(trace: Trace) -> str:
             f"- run {m['run_id']}: model {model['source']} ({model['architecture']}, config {model['config_hash']}), "
             f"{len(m['prompts'])} sequences, {m['num_tokens']} tokens, {len(kinds)} layers "
             f"({len(m.get('moe_layers', []))} MoE; {kinds.count('linear_attention')} DeltaNet, "
-            f"{kinds.count('full_attention')} attention), capture {m['capture']}"
+            f"{kinds.count('full_attention')} attention), capture {m.get('capture', {})}"
         )
         run = sizes[sizes.run_id == m["run_id"]]
         for row in run.itertuples():
-            lines.append(f"    {row.table}: {row.rows} rows, {_size(row.bytes)}, {row.bytes_per_token:.1f} B/token")
+            per_token = f", {row.bytes_per_token:.1f} B/token" if row.tokens else ""
+            lines.append(f"    {row.table}: {row.rows} rows, {_size(row.bytes)}{per_token}")
         if len(run):
-            lines.append(f"    total: {_size(run.bytes.sum())}, {run.bytes.sum() / m['num_tokens']:.1f} B/token")
+            per_token = f", {run.bytes.sum() / m['num_tokens']:.1f} B/token" if m["num_tokens"] else ""
+            lines.append(f"    total: {_size(run.bytes.sum())}{per_token}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import importlib
 import re
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from workbench.analysis.db import Scope, TraceDB
@@ -93,7 +94,7 @@ def _longest_sequence(path: str, run_id: str) -> int:
     if not db.has("tokens"):
         return 1
     longest = db.frame("SELECT max(position) + 1 AS n FROM tokens WHERE run_id = ?", [run_id]).n.iloc[0]
-    return max(int(longest), 1) if longest == longest and longest is not None else 1
+    return 1 if pd.isna(longest) else max(int(longest), 1)  # a run without tokens (a probe's run)
 
 
 def require_run() -> tuple[TraceDB, dict, Scope]:

@@ -18,7 +18,7 @@ if not available:
     st.stop()
 prompts = [p["id"] for p in manifest["prompts"] if scope.label is None or p.get("label") == scope.label]
 if not prompts:
-    st.info(f"No sequence has label {scope.label!r}.")
+    st.info(f"No sequence of this run has label {scope.label!r}." if scope.label else "This run holds no sequence.")
     st.stop()
 left, middle, right = st.columns(3)
 seq_id = left.selectbox("Sequence", prompts, key="explorer_seq")
