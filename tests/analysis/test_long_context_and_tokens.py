@@ -27,6 +27,8 @@ def test_sweep_grid_averages_heads_and_skips_layers_it_does_not_apply_to(db, sco
     assert retention.sort_values(["context_length", "needle_depth"]).value.tolist() == pytest.approx([1, 0.5, 1, 0.5])
     accuracy = long_context.sweep_grid(db, scope, "exact_match")
     assert accuracy[accuracy.layer == 3].sort_values("context_length").value.tolist() == pytest.approx([1, 1, .5, .5])
+    model = long_context.model_grid(accuracy)
+    assert model.sort_values(["context_length", "needle_depth"]).value.tolist() == pytest.approx([1, 1, .5, .5])
     with pytest.raises(ValueError, match="unknown needle_sweep value"):
         long_context.sweep_grid(db, scope, "accuracy")
 

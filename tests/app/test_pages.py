@@ -19,7 +19,7 @@ PAGES = {
     "token_explorer": "per token at layer",
     "deltanet": "State norm ||S_t||_F per layer, mean over heads",
     "attention": "Attention mass on 'needle'",
-    "long_context": "exact-match accuracy",
+    "long_context": "Exact-match accuracy (model)",
     "compare": "Routing agreement on the same tokens",
 }
 # table left out -> (page, words of its empty state)
@@ -136,4 +136,11 @@ def test_every_page_copes_with_a_run_without_tokens(with_probe_run, page):
     at = run_page(with_probe_run, page, run_id=None)  # the newest run: the probe's
     assert not at.exception, [e.value for e in at.exception]
     if page == "long_context":
-        assert any("exact-match accuracy" in title for title in chart_titles(at))
+        assert any("Exact-match accuracy (model)" in title for title in chart_titles(at))
+
+
+def test_long_context_draws_one_heatmap_per_layer_the_value_applies_to(hand_trace):
+    at = run_page(hand_trace[0], "long_context")
+    at.radio(key="sweep_value").set_value("state_retention").run()
+    assert not at.exception
+    assert chart_titles(at) == ["L1 (linear_attention): state retention"]  # attention layer 3 has none

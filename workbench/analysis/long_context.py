@@ -25,3 +25,9 @@ def sweep_grid(db: TraceDB, scope: Scope, value: str) -> pd.DataFrame:
         f"SELECT layer, any_value(layer_kind) AS layer_kind, context_length, needle_depth, avg({value}) AS value, "
         f"count({value}) AS rows FROM needle_sweep WHERE {where} AND {value} IS NOT NULL "
         f"GROUP BY layer, context_length, needle_depth ORDER BY layer, context_length, needle_depth", params)
+
+
+def model_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    """A per-layer sweep_grid of a model-level value (exact_match is repeated on every layer's rows) -> one
+    (context_length, needle_depth, value) grid, the mean over layers."""
+    return grid.groupby(["context_length", "needle_depth"], as_index=False)["value"].mean()

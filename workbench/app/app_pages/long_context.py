@@ -3,8 +3,8 @@ long-context probes)."""
 
 import streamlit as st
 
-from workbench.analysis.long_context import SWEEP_VALUES, sweep_grid
-from workbench.app.figures.views import sweep_heatmaps
+from workbench.analysis.long_context import SWEEP_VALUES, model_grid, sweep_grid
+from workbench.app.figures.views import sweep_heatmap, sweep_heatmaps
 from workbench.app.state import query, require_run, show
 
 st.title("Long context")
@@ -18,6 +18,9 @@ value = st.radio("Measure", list(SWEEP_VALUES), format_func=SWEEP_VALUES.get, ho
 grid = query(sweep_grid, scope, value)
 if grid.empty:
     st.info(f"No layer of this run has {SWEEP_VALUES[value]} (null where it does not apply).")
+    st.stop()
+if value == "exact_match":  # a model-level outcome: one grid, not one copy per layer
+    show(sweep_heatmap(model_grid(grid), "Exact-match accuracy (model)", SWEEP_VALUES[value], 1.0), "sweep exact match")
     st.stop()
 figures = sweep_heatmaps(grid, SWEEP_VALUES[value], zmax=1.0 if value != "deltanet_needle_contribution" else None)
 columns = st.columns(2)

@@ -55,16 +55,21 @@ def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: in
     return figure
 
 
+def sweep_heatmap(grid: pd.DataFrame, title: str, value_title: str, zmax: float | None = None) -> go.Figure:
+    """(context_length, needle_depth, value) rows -> one context length x needle depth heatmap."""
+    figure = heatmap(grid, "needle_depth", "context_length", "value", title, value_title, zmin=0.0, zmax=zmax,
+                     text=True, row_title="needle depth", column_title="context length (tokens)",
+                     row_format=lambda d: f"{d:.0%}")
+    figure.update_yaxes(autorange=True)
+    return figure
+
+
 def sweep_heatmaps(grid: pd.DataFrame, value_title: str, zmax: float | None = None) -> list[go.Figure]:
     """sweep_grid rows -> one context length x needle depth heatmap per layer (depth rows, length columns)."""
     figures = []
     for layer, rows in grid.groupby("layer", sort=True):
         kind = rows.layer_kind.iloc[0]
-        figure = heatmap(rows, "needle_depth", "context_length", "value", f"{layer_label(layer)} ({kind}): "
-                         f"{value_title}", value_title, zmin=0.0, zmax=zmax, text=True, row_title="needle depth",
-                         column_title="context length (tokens)", row_format=lambda d: f"{d:.0%}")
-        figure.update_yaxes(autorange=True)
-        figures.append(figure)
+        figures.append(sweep_heatmap(rows, f"{layer_label(layer)} ({kind}): {value_title}", value_title, zmax))
     return figures
 
 
