@@ -85,7 +85,7 @@ def test_compare_page_needs_two_runs(tmp_path):
         writer.commit({"model": {"source": "x", "architecture": "x", "config_hash": "x", "config": {}},
                        "prompts": [{"id": "s"}], "num_tokens": 1, "layer_kinds": [], "moe_layers": []})
     at = run_page(tmp_path / "one", "compare", run_id=None)
-    assert not at.exception and any("holds one run" in info.value for info in at.info)
+    assert not at.exception and any("No other run" in info.value for info in at.info)
 
 
 def test_sidebar_filters_persist_across_pages(hand_trace):

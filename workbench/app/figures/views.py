@@ -103,5 +103,6 @@ def state_difference_figure(difference: pd.DataFrame) -> go.Figure:
                         go.Bar(x=x, y=difference.max_abs_diff, name="max |A - B|", marker_color=COLOURS[1])])
     figure.update_layout(title="State norm difference between runs (mean over heads, per token)",
                          xaxis_title="layer", yaxis_title="||S_t||_F difference", barmode="group")
+    figure.update_yaxes(exponentformat="power")  # not SI prefixes: '80µ' reads as a unit
     figure.update_xaxes(type="category")
     return figure
