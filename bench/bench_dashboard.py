@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f} "
+          f"(other processes sharing the cores slow every figure)")
     if not (args.trace / "runs").is_dir() or not any((args.trace / "runs").glob("*.json")):
         from synthetic_routing import write_synthetic_trace
 
@@ -118,6 +119,7 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f} s")
     print(f"Routing & sparsity aggregates on {args.trace} ({args.repeats} warm repeats, median):")
     time_aggregates(args.trace, args.repeats, experts=512)
+    print(f"load average now {os.getloadavg()[0]:.1f}")
     if (args.demo / "runs").is_dir():
         print(f"Page first renders on {args.demo} (fresh process each, AppTest):")
         time_pages(args.demo)
