@@ -144,3 +144,13 @@ def test_long_context_draws_one_heatmap_per_layer_the_value_applies_to(hand_trac
     at.radio(key="sweep_value").set_value("state_retention").run()
     assert not at.exception
     assert chart_titles(at) == ["L1 (linear_attention): state retention"]  # attention layer 3 has none
+
+
+def test_every_figure_downloads_as_png_and_standalone_html(hand_trace):
+    at = run_page(hand_trace[0], "attention")
+    charts = at.get("plotly_chart")
+    buttons = at.get("download_button")
+    assert len(buttons) == len(charts) >= 4  # one HTML download under each figure
+    for chart in charts:
+        config = json.loads(chart.proto.config)
+        assert config["toImageButtonOptions"]["format"] == "png"  # the figure's camera button saves a PNG
