@@ -72,6 +72,9 @@ def test_load_drift_by_position_bucket(db, run_a):
     divergence = balance.drift_divergence(drift).set_index("bucket")
     assert divergence.slots.tolist() == [8, 2]
     assert divergence.js_bits.loc[2] == pytest.approx(balance.js_divergence([1, 1, 0, 0], [4, 2, 2, 2]))
+    # bucket 2 holds 2 of the fullest bucket's 8 slots: kept at min_share 0.25, dropped above
+    assert balance.drift_divergence(drift, min_share=0.25).bucket.tolist() == [0, 2]
+    assert balance.drift_divergence(drift, min_share=0.3).bucket.tolist() == [0]
     with pytest.raises(ValueError, match="at least 1 token"):
         routing.load_drift(db, Scope(run_a), bucket=0)
 

@@ -56,9 +56,13 @@ def label_divergence(by_label: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer", "label_a", "label_b", "js_bits"])
 
 
-def drift_divergence(drift: pd.DataFrame) -> pd.DataFrame:
+def drift_divergence(drift: pd.DataFrame, min_share: float = 0.0) -> pd.DataFrame:
     """load_drift rows -> per layer and bucket: JS divergence (bits) of the bucket's load from the layer's load
-    over all buckets (layer, bucket, tokens_x_k, js_bits)."""
+    over all buckets (layer, bucket, slots, js_bits). Buckets holding fewer than `min_share` x the fullest bucket's
+    slots are left out (a last bucket of a few tokens diverges by chance, not by drift)."""
+    if min_share > 0 and not drift.empty:
+        slots = drift.groupby(["layer", "bucket"])["count"].transform("sum")
+        drift = drift[slots >= min_share * slots.max()]
     rows = []
     for layer, group in drift.groupby("layer", sort=True):
         overall = group.groupby("expert")["count"].sum().sort_index().to_numpy()

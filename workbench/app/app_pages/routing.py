@@ -57,7 +57,9 @@ else:
 
 st.subheader("Load drift over positions")
 bucket = st.select_slider("Position bucket (tokens)", [16, 32, 64, 128, 256, 512, 1024], value=256)
-show(drift_heatmap(balance.drift_divergence(query(routing.load_drift, scope, bucket, experts))), "load drift")
+show(drift_heatmap(balance.drift_divergence(query(routing.load_drift, scope, bucket, experts), min_share=0.1)),
+     "load drift")
+st.caption("Buckets with fewer than 10% of the fullest bucket's tokens are left out (their load diverges by chance).")
 
 st.subheader("One layer's structure")
 layer = st.selectbox("Layer", layers, format_func=layer_label, key="structure_layer")
