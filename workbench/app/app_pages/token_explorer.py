@@ -32,8 +32,9 @@ if frame.empty:
     st.info("No tokens of this sequence in the sidebar's position window.")
     st.stop()
 first, last = int(frame.position.min()), int(frame.position.max()) + 1
-spans = (db.frame("SELECT span, start_token, end_token FROM spans WHERE run_id = ? AND seq_id = ? ORDER BY start_token",
-                  [scope.run_id, seq_id]) if db.has("spans") else None)
+spans = (db.frame("SELECT span, start_token, end_token FROM spans WHERE run_id = ? AND seq_id = ? "
+                  "AND end_token > start_token ORDER BY start_token", [scope.run_id, seq_id])  # cut spans are empty
+         if db.has("spans") else None)
 start = first
 if spans is not None and len(spans):  # open on the first span (the needle), with some context before it
     start = min(max(first, int(spans.start_token.iloc[0]) - 64), max(first, last - 384))

@@ -46,7 +46,7 @@ def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: in
         z=values.reshape(rows, per_row), text=np.array(texts).reshape(rows, per_row), texttemplate="%{text}",
         customdata=np.array(hover).reshape(rows, per_row), hovertemplate="%{customdata}<extra></extra>",
         colorscale="Turbo" if categorical else "Viridis", colorbar={"title": {"text": metric}}, xgap=1, ygap=1,
-        textfont={"size": 12, "color": "white"}))
+        textfont={"size": 12}))  # plotly picks a text colour that contrasts with each cell
     start = frame.position.iloc[0]
     figure.update_layout(title=title, xaxis_title="token within the row", yaxis_title="row (first position)",
                          height=max(300, 30 * rows + 140))
