@@ -113,3 +113,10 @@ def test_token_strip_sweep_and_compare_figures(db, scope, hand_trace):
                                                                           1 / 6 - .2])
     empty = views.agreement_figure(pd.DataFrame(columns=["layer", "tokens", "top1_agreement", "jaccard"]))
     assert empty.layout.annotations[0].text == "no tokens in common"
+
+
+def test_histogram_figure_gives_each_layer_its_fraction_of_tokens(db, scope):
+    figure = routing_figures.histogram_figure(routing.metric_histogram(db, scope, "router_entropy", bins=4),
+                                              "entropy", "nats")
+    layer0 = next(trace for trace in figure.data if trace.name == "L0")
+    assert list(layer0.x) == pytest.approx([1.5, 2.5, 3.5, 4.5]) and list(layer0.y) == pytest.approx([.2, .2, .2, .4])

@@ -74,14 +74,3 @@ class TraceDB:
             return cursor.sql(sql, params=params or None).to_arrow_table()
         finally:
             cursor.close()
-
-    def require(self, table: str) -> None:
-        if not self.has(table):
-            raise ValueError(f"trace {self.path} has no committed {table!r} rows")
-
-
-def run_table_layers(db: TraceDB, table: str, run_id: str) -> list[int]:
-    """Layers present in a table for one run, sorted."""
-    if not db.has(table):
-        return []
-    return db.frame(f"SELECT DISTINCT layer FROM {table} WHERE run_id = ? ORDER BY layer", [run_id]).layer.tolist()

@@ -11,6 +11,7 @@ from workbench.app.figures.routing import (
     drift_heatmap,
     expert_load_heatmap,
     expert_share_figure,
+    histogram_figure,
     label_divergence_heatmap,
     label_load_figure,
 )
@@ -45,6 +46,13 @@ for index, (metric, title) in enumerate(routing.ROUTER_METRICS.items()):
             st.info(f"No {title} in this run (null for models without it).")
         else:
             show(quantile_boxes(quantiles, f"{title} per token", title), f"router {metric}")
+
+with st.expander("Histograms per layer"):
+    metric = st.selectbox("Metric", list(routing.ROUTER_METRICS), format_func=routing.ROUTER_METRICS.get,
+                          key="histogram_metric")
+    title = routing.ROUTER_METRICS[metric]
+    show(histogram_figure(query(routing.metric_histogram, scope, metric, 40), f"{title}: histogram per layer", title),
+         "router histogram")
 
 st.subheader("Load by prompt label")
 by_label = query(routing.load_by_label, scope, experts)
