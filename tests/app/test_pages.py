@@ -154,3 +154,26 @@ def test_every_figure_downloads_as_png_and_standalone_html(hand_trace):
     for chart in charts:
         config = json.loads(chart.proto.config)
         assert config["toImageButtonOptions"]["format"] == "png"  # the figure's camera button saves a PNG
+
+
+def test_every_page_renders_a_real_model_trace(tmp_path, next_checkpoint):
+    """End to end: `workbench trace` of the tiny Qwen3-Next checkpoint with attention and DeltaNet capture and a
+    needle span, then every page without an exception."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    prompts = tmp_path / "prompts.jsonl"
+    text = "the pass key is 4 2 . filler text goes on here . what is the pass key ? 4 2"
+    prompts.write_text(json.dumps({"id": "p1", "text": text, "label": "passkey", "spans": [
+        {"name": "needle", "start": 16, "end": 19}, {"name": "answer", "start": len(text) - 3, "end": len(text),
+                                                     "query": True}]}) + "\n")
+    out = tmp_path / "trace"
+    result = CliRunner().invoke(app, ["trace", "--model", str(next_checkpoint), "--prompts", str(prompts), "--out",
+                                      str(out), "--attention", "--attention-stride", "8", "--deltanet"])
+    assert result.exit_code == 0, result.output
+    for page in PAGES:
+        at = run_page(out, page, run_id=None)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page not in ("long_context", "compare"):  # no needle_sweep, one run: their empty states
+            assert any(PAGES[page] in title for title in chart_titles(at)), (page, chart_titles(at))
