@@ -5,7 +5,8 @@ Run A ("run-a"), 2 sequences, MoE layers 0 and 2 (E = 4, k = 2), DeltaNet layer 
   s0 (label x): tokens 5 6 5      routing L0 [0,1] [0,2] [1,0]   L2 [2,3] [2,3] [2,1]
   s1 (label y): tokens 5 7        routing L0 [0,3] [3,2]         L2 [1,2] [0,3]
   router_entropy at L0: s0 1 2 3, s1 4 5; weights always [0.75, 0.25]
-Run B ("run-b"): s0 only, same tokens, L0 [0,1] [2,0] [1,3], L2 [2,3] [3,2] [0,1].
+Run B ("run-b"): s0 only, same tokens, L0 [0,1] [2,0] [1,3], L2 [2,3] [3,2] [0,1]; DeltaNet layer 1 state norms
+  1.5 2 2 (run A: 1 2 3).
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ def write_hand_trace(root, skip: tuple[str, ...] = ()) -> dict:
         writer.commit(_manifest(["s0", "s1"]))
     with TraceWriter(root, run_id="20260101T000001Z-bbbbbbbb") as writer:
         _add_run(Skipping(writer), ROUTING_B, ["s0"], extras=False)
+        Skipping(writer).add("deltanet", pa.table({  # s0 state norms 1.5 2 2 against run A's 1 2 3
+            "seq_id": ["s0"] * 3, "position": [0, 1, 2], "layer": [1] * 3, "state_norm_mean": [1.5, 2.0, 2.0],
+            "state_norm_max": [2.0] * 3, "decay_mean": [0.5] * 3, "decay_min": [0.5] * 3, "beta_mean": [0.25] * 3,
+            "beta_max": [0.5] * 3, "half_life_mean": [1.0] * 3, "half_life_max": [8.0] * 3}))
         writer.commit(_manifest(["s0"]))
     return {"a": "20260101T000000Z-aaaaaaaa", "b": "20260101T000001Z-bbbbbbbb"}
 

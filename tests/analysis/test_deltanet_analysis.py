@@ -57,3 +57,10 @@ def test_state_norm_difference_between_runs_is_zero_on_itself(db, scope):
     table = deltanet.state_norm_difference(db, scope, scope.run_id)
     assert table.tokens.tolist() == [5] and table.mean_abs_diff.tolist() == [0.0]
     assert table.mean_a.tolist() == pytest.approx([(1 + 2 + 3 + 1 + 2) / 5])
+
+
+def test_state_norm_difference_between_two_runs(db, scope, hand_trace):
+    table = deltanet.state_norm_difference(db, scope, hand_trace[1]["b"])  # s0: A 1 2 3, B 1.5 2 2
+    assert table.layer.tolist() == [1] and table.tokens.tolist() == [3]
+    assert table.mean_a.tolist() == pytest.approx([2.0]) and table.mean_b.tolist() == pytest.approx([5.5 / 3])
+    assert table.mean_abs_diff.tolist() == pytest.approx([0.5]) and table.max_abs_diff.tolist() == pytest.approx([1.0])

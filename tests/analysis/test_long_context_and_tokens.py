@@ -51,7 +51,7 @@ def test_info_reports_sizes_per_run(db, hand_trace):
     sizes = run_sizes(db.trace)
     runs = hand_trace[1]
     b = sizes[sizes.run_id == runs["b"]].set_index("table")
-    assert sorted(b.index) == ["routing", "tokens"]  # run B holds two tables only
+    assert sorted(b.index) == ["deltanet", "routing", "tokens"]  # run B holds three tables only
     assert b.loc["tokens", "rows"] == 3 and b.loc["routing", "rows"] == 6 and (b.tokens == 3).all()
     assert b.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["b"]) / 3)
     a = sizes[sizes.run_id == runs["a"]].set_index("table")
