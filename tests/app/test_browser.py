@@ -59,7 +59,7 @@ def test_every_page_in_a_real_browser(tmp_path):
     except ImportError:
         _no_browser("the playwright package is not installed (make install adds it)")
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _no_browser(f"no Chromium at {CHROMIUM} (make install installs Debian's chromium when run as root)")
+        _no_browser(f"no Chromium at {CHROMIUM} (make test installs Debian's chromium when run as root with apt-get)")
     trace = tmp_path / "trace"
     runs = write_hand_trace(trace)
     port = _free_port()
