@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
 
-.PHONY: install demo trace test bench-size clean
+.PHONY: install browser demo trace test bench-size bench-dashboard clean
 
 install: $(VENV)/.installed
 
@@ -28,8 +28,20 @@ demo: trace
 	$(VENV)/bin/workbench info $(TRACE)
 	$(VENV)/bin/workbench app $(TRACE)
 
-test: install
+# The browser test (tests/app/test_browser.py) drives Debian's chromium with Playwright (the playwright package comes
+# with the dev extra; no browser download). Installed here when missing and possible (root + apt); else it skips.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "no /usr/bin/chromium and no root + apt-get: the browser test will skip"; fi
+
+test: install browser
 	$(PY) -m pytest -q
+
+bench-dashboard: install
+	$(PY) bench/bench_dashboard.py
 
 bench-size: install
 	$(PY) bench/bench_trace_size.py

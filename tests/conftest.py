@@ -31,3 +31,6 @@ def next_checkpoint(tmp_path_factory, tiny_next, tokenizer):
     """A sharded safetensors checkpoint with an index, laid out like the real release."""
     folder = tmp_path_factory.mktemp("ckpt") / "tiny-qwen3-next"
     return write_checkpoint(folder, tiny_next, tokenizer, max_shard_size="1MB")
+
+
+pytest_plugins = ["hand_trace"]  # the hand-written trace fixture (tests/hand_trace.py)

@@ -105,10 +105,8 @@ def schema():
 
 
 def dashboard_script() -> Path:
-    script = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
-    if not script.is_file():
-        _fail(f"dashboard not found at {script}; install the workbench from a source checkout (pip install -e .)")
-    return script
+    """The Streamlit entry script, shipped inside the package (works from a wheel install)."""
+    return Path(__file__).resolve().parent / "app" / "streamlit_app.py"
 
 
 @app.command(name="app")

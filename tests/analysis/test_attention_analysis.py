@@ -1,23 +1,57 @@
-"""Span mass per head against hand-computed means, with the same seq_id in two runs kept apart."""
+"""Attention aggregates against the hand-written trace (tests/hand_trace.py): layer 3, heads 0 and 1, needle mass
+0.9 at position 0 (before the needle ends), 0.2/0.4 at position 1, 0.6/0.8 at position 2 (s0; s1 has positions
+0 and 1 only); needle span [0, 1), query span [1, 2)."""
 
-import pyarrow as pa
+import pytest
 
-from workbench.analysis.attention import head_span_mass
+from workbench.analysis import attention
+from workbench.analysis.db import Scope, TraceDB
 
 
-def test_head_span_mass_by_hand_and_per_run():
-    span_mass = pa.map_(pa.string(), pa.float32())
-    attention = pa.table({
-        "run_id": ["r1", "r1", "r1", "r2"],
-        "seq_id": ["text-0"] * 4,
-        "position": pa.array([1, 5, 6, 6], pa.int32()),
-        "layer": pa.array([3, 3, 3, 3], pa.int16()),
-        "head": pa.array([0, 0, 0, 0], pa.int16()),
-        "span_mass": pa.array([[("needle", 0.9)], [("needle", 0.5)], [("needle", 0.25)], [("needle", 1.0)]], span_mass),
-    })
-    spans = pa.table({"run_id": ["r1", "r2"], "seq_id": ["text-0", "text-0"], "span": ["needle", "needle"],
-                      "end_token": pa.array([4, 6], pa.int32())})
-    mass = head_span_mass(attention, spans, "needle")
-    # r1: rows at 5 and 6 come after the span end 4 (row 1 does not); r2: row 6 is at its end 6 -> counted
-    assert mass.rows.tolist() == [3]
-    assert abs(mass.mass.iloc[0] - (0.5 + 0.25 + 1.0) / 3) < 1e-7
+@pytest.fixture(scope="module")
+def db(hand_trace):
+    return TraceDB(hand_trace[0])
+
+
+@pytest.fixture(scope="module")
+def scope(hand_trace):
+    return Scope(hand_trace[1]["a"])
+
+
+def test_head_span_mass_counts_queries_after_the_span_only(db, scope):
+    table = attention.head_span_mass(db, scope, "needle")
+    # head 0: s0 positions 1, 2 (0.2, 0.6) and s1 position 1 (0.2); head 1: 0.4, 0.8, 0.4
+    assert table["head"].tolist() == [0, 1] and table.layer.tolist() == [3, 3]
+    assert table.mass.tolist() == pytest.approx([1.0 / 3, 1.6 / 3]) and table.rows.tolist() == [3, 3]
+    assert attention.head_span_mass(db, scope, "absent").empty
+    assert attention.span_names(db, scope) == ["needle", "question"]
+
+
+def test_sink_entropy_and_gates(db, scope):
+    table = attention.head_sink_entropy(db, scope)
+    assert table.sink_mass.tolist() == pytest.approx([0.25, 0.75]) and table.rows.tolist() == [5, 5]
+    assert table.mean_distance.tolist() == pytest.approx([(0 + 1 + 2 + 0 + 1) / 5] * 2)
+    gates = attention.head_gate_summary(db, scope)
+    assert gates["head"].tolist() == [0, 1] and gates.gate_mean.tolist() == pytest.approx([0.25, 0.75])
+    assert gates.gate_low_fraction.tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_default_query_is_the_query_span_not_the_last_token(db, scope):
+    assert attention.query_positions(db, scope, "s0") == [0, 1, 2]
+    assert attention.default_query(db, scope, "s0") == 1  # the query span [1, 2), not the last token 2
+    assert attention.default_query(db, scope, "missing") is None
+
+
+def test_query_topk_drops_padding(db, scope):
+    table = attention.query_topk(db, scope, "s0", 2, 3)
+    assert table["head"].tolist() == [0, 0, 1, 1] and table.key_position.tolist() == [0, 2, 0, 2]
+    assert table["rank"].tolist() == [0, 1, 0, 1]
+    assert table.weight.tolist() == pytest.approx([0.6, 0.4, 0.8, 0.2])
+    assert attention.query_topk(db, scope, "s0", 0, 3).key_position.tolist() == [0, 0]  # -1 padding dropped
+
+
+def test_retrieval_summary(db, scope):
+    table = attention.retrieval_summary(db, scope)
+    assert table["head"].tolist() == [0, 1]
+    assert table.score.tolist() == pytest.approx([0.75, 0.25])
+    assert table.hits.tolist() == [6, 2] and table.steps.tolist() == [8, 8] and table.sequences.tolist() == [2, 2]

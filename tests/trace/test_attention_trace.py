@@ -43,7 +43,7 @@ def test_tables_hold_the_capture(attention_trace, tiny_next, tokenizer):
     expected_positions = sorted({15, 31, 47, 63, len(ids) - 1, *range(43, 54)})
     assert sorted(hay.position.unique()) == expected_positions == ref.query_positions.tolist()
     assert len(hay) == len(expected_positions) * 4  # one layer x 4 heads
-    needle = hay.span_mass.map(lambda pairs: dict(pairs)["needle"]).to_numpy()
+    needle = hay.span_mass.map(lambda pairs: {p["span"]: p["mass"] for p in pairs}["needle"]).to_numpy()
     assert abs(needle - ref.span_mass["needle"][0, 0].reshape(-1).numpy()).max() < 1e-7
     assert (hay.topk_positions.map(list).tolist() == ref.topk_pos[0, 0].reshape(-1, 4).tolist())
     assert abs(hay.entropy.to_numpy() - ref.entropy[0, 0].reshape(-1).numpy()).max() < 1e-7
@@ -69,7 +69,7 @@ def test_duckdb_reads_span_mass_by_name(attention_trace):
     ).df()
     assert result.layer.tolist() == [3] * 4 and (result.m > 0).all() and (result.m < 1).all()
     rows = attention_trace.read("attention").to_pandas().query("seq_id == 'hay' and position >= 15")
-    by_head = rows.assign(m=rows.span_mass.map(lambda pairs: dict(pairs)["needle"])).groupby("head").m.mean()
+    by_head = rows.assign(m=rows.span_mass.map(lambda pairs: {p["span"]: p["mass"] for p in pairs}["needle"])).groupby("head").m.mean()
     assert abs(result.m.to_numpy() - by_head.to_numpy()).max() < 1e-6
 
 

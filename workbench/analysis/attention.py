@@ -1,70 +1,92 @@
-"""Attention-recall tables in (`attention`, `attention_gate`, `spans`), per-head summaries out."""
+"""Attention recall over DuckDB (`attention`, `attention_gate`, `spans`, `retrieval`): per-head summaries, one
+query row's top keys, and the default query row a researcher wants to see first."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from .db import Scope, TraceDB
 
 
-def span_names(spans: pa.Table) -> list[str]:
-    """Span names of a run, in first-seen order."""
-    return list(dict.fromkeys(spans["span"].to_pylist())) if spans.num_rows else []
+def span_names(db: TraceDB, scope: Scope) -> list[str]:
+    """Span names of a run (of the scope's sequence when set), ordered by where they first start."""
+    if not db.has("spans"):
+        return []
+    where, params = scope.where(layer=False, position=False)
+    frame = db.frame(f"SELECT span FROM spans WHERE {where} GROUP BY span ORDER BY min(start_token), span", params)
+    return frame.span.tolist()
 
 
-def _sequence_keys(*tables: pa.Table) -> list[str]:
-    """Columns that identify a sequence in every table: run_id too when all tables carry it."""
-    return ["run_id", "seq_id"] if all("run_id" in t.column_names for t in tables) else ["seq_id"]
+def head_span_mass(db: TraceDB, scope: Scope, span: str) -> pd.DataFrame:
+    """Mean attention mass on `span` per (layer, head), over the query rows at or after the span's end_token (every
+    span token visible) of every sequence that has it. Returns layer, head, mass (0..1), rows."""
+    where, params = scope.where("a")
+    return db.frame(
+        f"""SELECT a.layer, a.head, avg(a.span_mass[?]) AS mass, count(*) AS rows
+            FROM attention a JOIN spans s ON s.run_id = a.run_id AND s.seq_id = a.seq_id AND s.span = ?
+            WHERE {where} AND a.position >= s.end_token AND a.span_mass[?] IS NOT NULL
+            GROUP BY a.layer, a.head ORDER BY a.layer, a.head""", [span, span, *params, span])
 
 
-def head_span_mass(attention: pa.Table, spans: pa.Table, span: str) -> pd.DataFrame:
-    """Mean attention mass on `span` per (layer, head), over the query rows that come after the whole span
-    (position >= its end_token, so every span token is visible) of every sequence that has it.
-
-    Returns columns layer, head, mass (mean, 0..1), rows (query rows averaged).
-    """
-    keys = _sequence_keys(attention, spans)  # seq ids repeat across runs (--text is always text-0)
-    ends = spans.filter(pc.equal(spans["span"], span)).select([*keys, "end_token"]).to_pandas()
-    frame = attention.select([*keys, "position", "layer", "head"]).to_pandas()
-    frame["mass"] = pc.map_lookup(attention["span_mass"], pa.scalar(span), "first").to_numpy(zero_copy_only=False)
-    frame = frame.merge(ends, on=keys)
-    frame = frame[(frame.position >= frame.end_token) & frame.mass.notna()]
-    grouped = frame.groupby(["layer", "head"]).agg(mass=("mass", "mean"), rows=("mass", "size")).reset_index()
-    return grouped
+def head_sink_entropy(db: TraceDB, scope: Scope) -> pd.DataFrame:
+    """Per (layer, head) over analysed query rows: sink_mass (mean weight on token 0), entropy (mean, nats),
+    mean_distance (mean, tokens), rows."""
+    where, params = scope.where()
+    return db.frame(f"SELECT layer, head, avg(sink_mass) AS sink_mass, avg(entropy) AS entropy, "
+                    f"avg(mean_distance) AS mean_distance, count(*) AS rows FROM attention WHERE {where} "
+                    f"GROUP BY layer, head ORDER BY layer, head", params)
 
 
-def layer_head_matrix(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Long (layer, head, value) rows -> layer x head matrix."""
-    return frame.pivot(index="layer", columns="head", values=value).sort_index()
+def query_positions(db: TraceDB, scope: Scope, seq_id: str) -> list[int]:
+    """Analysed query positions of one sequence, ascending."""
+    where, params = scope.where()
+    return db.frame(f"SELECT DISTINCT position FROM attention WHERE {where} AND seq_id = ? ORDER BY position",
+                    [*params, seq_id]).position.tolist()
 
 
-def query_topk(attention: pa.Table, seq_id: str, position: int, layer: int) -> pd.DataFrame:
-    """One query row's most-attended keys at one layer, per head: columns head, rank, key_position, weight
-    (from the stored top-k; padding -1 dropped)."""
-    mask = pc.and_(pc.and_(pc.equal(attention["seq_id"], seq_id), pc.equal(attention["position"], position)),
-                   pc.equal(attention["layer"], layer))
-    rows = attention.filter(mask).select(["head", "topk_positions", "topk_weights"]).to_pandas()
-    if rows.empty:
-        return pd.DataFrame(columns=["head", "rank", "key_position", "weight"])
-    long = rows.explode(["topk_positions", "topk_weights"])
-    long["rank"] = long.groupby("head").cumcount()
-    long = long.rename(columns={"topk_positions": "key_position", "topk_weights": "weight"})
-    long = long.astype({"key_position": int, "weight": float, "head": int})
-    return long[long.key_position >= 0][["head", "rank", "key_position", "weight"]].reset_index(drop=True)
+def default_query(db: TraceDB, scope: Scope, seq_id: str) -> int | None:
+    """The query row to show first: the first analysed token of the sequence's first `query: true` span (where the
+    model starts writing the answer, so retrieval heads look at the needle), else the last analysed token; None when
+    the sequence has no rows."""
+    positions = query_positions(db, scope, seq_id)
+    if not positions:
+        return None
+    if db.has("spans"):
+        spans = db.frame("SELECT start_token, end_token FROM spans WHERE run_id = ? AND seq_id = ? AND query "
+                         "ORDER BY start_token", [scope.run_id, seq_id])
+        for row in spans.itertuples():
+            inside = [p for p in positions if row.start_token <= p < row.end_token]
+            if inside:
+                return inside[0]
+    return positions[-1]
 
 
-def head_gate_summary(gate: pa.Table) -> pd.DataFrame:
-    """`attention_gate` -> per (layer, head): gate_mean (mean over tokens of the head's mean gate) and
-    gate_low_fraction (mean fraction of gate entries < 0.1)."""
-    if gate.num_rows == 0:
-        return pd.DataFrame(columns=["layer", "head", "gate_mean", "gate_low_fraction"])
-    layers = gate["layer"].to_numpy()
-    means = np.stack(gate["head_gate_mean"].to_numpy(zero_copy_only=False)).astype(np.float64)  # [N, H]
-    lows = np.stack(gate["head_gate_low_fraction"].to_numpy(zero_copy_only=False)).astype(np.float64)
-    frames = []
-    for layer in np.unique(layers):
-        rows = layers == layer
-        frames.append(pd.DataFrame({"layer": int(layer), "head": np.arange(means.shape[1]),
-                                    "gate_mean": means[rows].mean(0), "gate_low_fraction": lows[rows].mean(0)}))
-    return pd.concat(frames, ignore_index=True)
+def query_topk(db: TraceDB, scope: Scope, seq_id: str, position: int, layer: int) -> pd.DataFrame:
+    """One query row's most-attended keys at one layer, per head: head, rank, key_position, weight (padding -1
+    dropped)."""
+    where, params = scope.where(layer=False, position=False)
+    return db.frame(
+        f"""SELECT head, rank - 1 AS rank, key_position, weight FROM (
+              SELECT head, unnest(topk_positions) AS key_position, unnest(topk_weights) AS weight,
+                     unnest(range(1, len(topk_positions) + 1)) AS rank
+              FROM attention WHERE {where} AND seq_id = ? AND position = ? AND layer = ?)
+            WHERE key_position >= 0 ORDER BY head, rank""", [*params, seq_id, int(position), int(layer)])
+
+
+def head_gate_summary(db: TraceDB, scope: Scope) -> pd.DataFrame:
+    """`attention_gate` per (layer, head): gate_mean (mean over tokens of the head's mean output gate) and
+    gate_low_fraction (mean fraction of its gate entries < 0.1)."""
+    where, params = scope.where()
+    return db.frame(
+        f"""SELECT layer, head, avg(g) AS gate_mean, avg(low) AS gate_low_fraction FROM (
+              SELECT layer, unnest(range(len(head_gate_mean))) AS head, unnest(head_gate_mean) AS g,
+                     unnest(head_gate_low_fraction) AS low FROM attention_gate WHERE {where})
+            GROUP BY layer, head ORDER BY layer, head""", params)
+
+
+def retrieval_summary(db: TraceDB, scope: Scope) -> pd.DataFrame:
+    """`retrieval` per (layer, head) over sequences: score (mean), hits, steps (sums), sequences; best first."""
+    where, params = scope.where(position=False)
+    return db.frame(f"SELECT layer, head, avg(score) AS score, sum(hits)::BIGINT AS hits, sum(steps)::BIGINT AS steps, "
+                    f"count(DISTINCT seq_id) AS sequences FROM retrieval WHERE {where} GROUP BY layer, head "
+                    f"ORDER BY score DESC, layer, head", params)

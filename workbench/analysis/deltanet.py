@@ -1,68 +1,92 @@
-"""DeltaNet state tables in, per-sequence frames and layer x head matrices out (pure functions)."""
+"""DeltaNet state over DuckDB (`deltanet`, `deltanet_heads`, `deltanet_head_summary`, `state_recall`,
+`state_snapshots`): norm-vs-position curves, gate and half-life summaries, recall curves, spectra."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from .db import Scope, TraceDB
+
+GATE_COLUMNS = ("decay_mean", "beta_mean", "half_life_mean")
 
 
-def _rows_of(table: pa.Table, seq_id: str | None) -> pd.DataFrame:
-    rows = table if seq_id is None else table.filter(pc.equal(table["seq_id"], seq_id))
-    return rows.to_pandas()
-
-
-def sequence_state(deltanet: pa.Table, seq_id: str) -> pd.DataFrame:
-    """One sequence's `deltanet` rows (state norm, decay, beta, half-life per token and layer), sorted."""
-    return _rows_of(deltanet, seq_id).sort_values(["layer", "position"]).reset_index(drop=True)
-
-
-def heads_long(heads: pa.Table, seq_id: str, layer: int | None = None) -> pd.DataFrame:
-    """`deltanet_heads` rows of a sequence (optionally one layer) -> one row per (layer, position, head) with
-    state_norm, decay, beta, half_life."""
-    frame = _rows_of(heads, seq_id)
-    if layer is not None:
-        frame = frame[frame.layer == layer]
-    columns = ["state_norm", "decay", "beta", "half_life"]
-    if frame.empty:
-        return pd.DataFrame(columns=["layer", "position", "head", *columns])
-    long = frame[["layer", "position", *columns]].explode(columns)
-    long["head"] = long.groupby(["layer", "position"]).cumcount()
-    return long.astype({c: float for c in columns}).sort_values(["layer", "head", "position"]).reset_index(drop=True)
-
-
-def head_summary(summary: pa.Table, seq_id: str | None = None) -> pd.DataFrame:
-    """`deltanet_head_summary` -> one row per (layer, head) over the chosen sequence (all when None), each
-    sequence weighted by its tokens; half_life = ln 2 / -(token-weighted mean g)."""
-    frame = _rows_of(summary, seq_id)
-    if frame.empty:
-        return pd.DataFrame(columns=["layer", "head", "tokens", "decay_mean", "beta_mean", "state_norm_mean",
-                                     "log_decay_mean", "half_life"])
-    weighted = frame.assign(**{c: frame[c] * frame.tokens for c in
-                               ("decay_mean", "beta_mean", "state_norm_mean", "log_decay_mean")})
-    out = weighted.groupby(["layer", "head"], as_index=False)[
-        ["tokens", "decay_mean", "beta_mean", "state_norm_mean", "log_decay_mean"]].sum()
-    for column in ("decay_mean", "beta_mean", "state_norm_mean", "log_decay_mean"):
-        out[column] = out[column] / out.tokens
+def half_life(log_decay: np.ndarray | float) -> np.ndarray:
+    """Memory half-life in tokens, ln 2 / -g, for log decay g <= 0 (inf where g = 0)."""
+    g = np.asarray(log_decay, dtype=float)
     with np.errstate(divide="ignore"):
-        out["half_life"] = np.where(out.log_decay_mean < 0, np.log(2.0) / -out.log_decay_mean, np.inf)
-    return out
+        return np.where(g < 0, np.log(2.0) / -g, np.inf)
 
 
-def layer_head_matrix(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    """(layer, head, value) rows -> layer x head matrix."""
-    return frame.pivot(index="layer", columns="head", values=value).sort_index()
+def state_norm_curves(db: TraceDB, scope: Scope, seq_id: str) -> pd.DataFrame:
+    """One sequence's ||S_t||_F per (layer, position): layer, position, state_norm_mean, state_norm_max."""
+    where, params = scope.where()
+    return db.frame(f"SELECT layer, position, state_norm_mean, state_norm_max FROM deltanet WHERE {where} "
+                    f"AND seq_id = ? ORDER BY layer, position", [*params, seq_id])
 
 
-def recall_curves(recall: pa.Table, seq_id: str) -> pd.DataFrame:
-    """`state_recall` rows of a sequence with distance = position - key_pos (tokens since the key was written)."""
-    frame = _rows_of(recall, seq_id)
-    frame["distance"] = frame.position - frame.key_pos
-    return frame.sort_values(["pair", "layer", "position"]).reset_index(drop=True)
+def gate_quantiles(db: TraceDB, scope: Scope, column: str) -> pd.DataFrame:
+    """Per layer, the distribution over tokens of a per-token gate column (decay_mean, beta_mean, half_life_mean):
+    layer, rows, mean, p05, p25, p50, p75, p95."""
+    if column not in GATE_COLUMNS:
+        raise ValueError(f"unknown DeltaNet gate column {column!r}; choose one of {', '.join(GATE_COLUMNS)}")
+    where, params = scope.where()
+    frame = db.frame(f"SELECT layer, count(*) AS rows, avg({column}) AS mean, quantile_cont({column}, "
+                     f"[0.05, 0.25, 0.5, 0.75, 0.95]) AS q FROM deltanet WHERE {where} AND isfinite({column}) "
+                     f"GROUP BY layer ORDER BY layer", params)
+    quantiles = pd.DataFrame(frame.pop("q").tolist(), columns=["p05", "p25", "p50", "p75", "p95"], index=frame.index)
+    return pd.concat([frame, quantiles], axis=1)
 
 
-def snapshot_matrix(snapshots: pa.Table, seq_id: str, position: int, value: str = "eff_rank") -> pd.DataFrame:
-    """`state_snapshots` of a sequence at one position -> layer x head matrix of `value`."""
-    frame = _rows_of(snapshots, seq_id)
-    return layer_head_matrix(frame[frame.position == position], value)
+def head_summary(db: TraceDB, scope: Scope) -> pd.DataFrame:
+    """`deltanet_head_summary` per (layer, head) over the scope's sequences, each weighted by its tokens: tokens,
+    decay_mean, beta_mean, state_norm_mean, log_decay_mean, half_life = ln 2 / -(token-weighted mean g)."""
+    where, params = scope.where(position=False)
+    frame = db.frame(
+        f"SELECT layer, head, sum(tokens)::BIGINT AS tokens, sum(decay_mean * tokens) / sum(tokens) AS decay_mean, "
+        f"sum(beta_mean * tokens) / sum(tokens) AS beta_mean, "
+        f"sum(state_norm_mean * tokens) / sum(tokens) AS state_norm_mean, "
+        f"sum(log_decay_mean * tokens) / sum(tokens) AS log_decay_mean FROM deltanet_head_summary "
+        f"WHERE {where} GROUP BY layer, head ORDER BY layer, head", params)
+    frame["half_life"] = half_life(frame.log_decay_mean.to_numpy())
+    return frame
+
+
+def head_norm_curves(db: TraceDB, scope: Scope, seq_id: str, layer: int) -> pd.DataFrame:
+    """Per-head ||S_t||_F of one sequence and layer from `deltanet_heads`: position, head, state_norm."""
+    where, params = scope.where(layer=False)
+    return db.frame(
+        f"""SELECT position, head, state_norm FROM (
+              SELECT position, unnest(range(len(state_norm))) AS head, unnest(state_norm) AS state_norm
+              FROM deltanet_heads WHERE {where} AND seq_id = ? AND layer = ?) ORDER BY head, position""",
+        [*params, seq_id, int(layer)])
+
+
+def recall_curves(db: TraceDB, scope: Scope, seq_id: str) -> pd.DataFrame:
+    """`state_recall` rows of one sequence with distance = position - key_pos (tokens since the key was written):
+    layer, pair, key_pos, value_pos, position, distance, rel_err_mean, rel_err_min, cos_mean, cos_max."""
+    where, params = scope.where()
+    return db.frame(f"SELECT layer, pair, key_pos, value_pos, position, position - key_pos AS distance, rel_err_mean, "
+                    f"rel_err_min, cos_mean, cos_max FROM state_recall WHERE {where} AND seq_id = ? "
+                    f"ORDER BY pair, layer, position", [*params, seq_id])
+
+
+def snapshot_heads(db: TraceDB, scope: Scope, seq_id: str) -> pd.DataFrame:
+    """`state_snapshots` of one sequence: layer, position, head, eff_rank, top_sv."""
+    where, params = scope.where(position=False)
+    return db.frame(f"SELECT layer, position, head, eff_rank, top_sv FROM state_snapshots WHERE {where} "
+                    f"AND seq_id = ? ORDER BY position, layer, head", [*params, seq_id])
+
+
+def state_norm_difference(db: TraceDB, scope_a: Scope, run_b: str) -> pd.DataFrame:
+    """Two runs' `deltanet` state norms on the same (seq_id, position, layer) rows, per layer: layer, tokens,
+    mean_a, mean_b, mean_abs_diff, max_abs_diff (of state_norm_mean)."""
+    scope_b = Scope(run_b, scope_a.layers, None, scope_a.seq_id, scope_a.positions)
+    where_a, params_a = scope_a.where("a")
+    where_b, params_b = scope_b.where("b")
+    return db.frame(
+        f"""SELECT a.layer, count(*) AS tokens, avg(a.state_norm_mean) AS mean_a, avg(b.state_norm_mean) AS mean_b,
+                   avg(abs(a.state_norm_mean - b.state_norm_mean)) AS mean_abs_diff,
+                   max(abs(a.state_norm_mean - b.state_norm_mean)) AS max_abs_diff
+            FROM deltanet a JOIN deltanet b ON a.seq_id = b.seq_id AND a.position = b.position AND a.layer = b.layer
+            WHERE {where_a} AND {where_b} GROUP BY a.layer ORDER BY a.layer""", [*params_a, *params_b])

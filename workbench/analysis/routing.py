@@ -1,66 +1,97 @@
-"""Routing tables in, expert-load and per-token tables out."""
+"""Routing and sparsity over DuckDB: expert load, router-confidence distributions, load by prompt label, load
+drift over positions. Every function takes a TraceDB and a Scope and returns a small frame; the pure
+reductions of those frames (balance, divergence) are in `analysis.balance`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from .db import Scope, TraceDB
+
+ROUTER_METRICS = {
+    "router_entropy": "router entropy (nats)",
+    "topk_mass": "top-k mass",
+    "topk_margin": "k-th margin p(k) - p(k+1)",
+    "shared_gate": "shared-expert gate",
+}
 
 
-def expert_load(routing: pa.Table, num_experts: int | None = None) -> pd.DataFrame:
-    """How often each expert is chosen, per layer.
-
-    routing: rows with `layer` and `topk_ids` (list of expert ids).
-    Returns columns layer, expert, count, fraction (count / (tokens x k) of that layer: rows of a layer
-    sum to 1); every (layer, expert) pair appears, unused experts with count 0.
-    """
-    ids = pc.list_flatten(routing["topk_ids"]).to_numpy().astype(np.int64)
-    lengths = pc.list_value_length(routing["topk_ids"]).to_numpy()
-    layers_per_id = np.repeat(routing["layer"].to_numpy().astype(np.int64), lengths)
-    layers = np.unique(routing["layer"].to_numpy())
-    num_experts = int(num_experts or (ids.max() + 1 if len(ids) else 0))
-    frames = []
-    for layer in layers:
-        counts = np.bincount(ids[layers_per_id == layer], minlength=num_experts)
-        frames.append(pd.DataFrame({
-            "layer": int(layer),
-            "expert": np.arange(num_experts),
-            "count": counts,
-            "fraction": counts / max(counts.sum(), 1),
-        }))
-    if not frames:
-        return pd.DataFrame(columns=["layer", "expert", "count", "fraction"])
-    return pd.concat(frames, ignore_index=True)
+def _zero_fill(counts: pd.DataFrame, keys: list[str], num_experts: int | None) -> pd.DataFrame:
+    """Add count-0 rows for experts never chosen (0..num_experts-1, or up to the largest id seen) per key."""
+    if counts.empty:
+        return pd.DataFrame(columns=[*keys, "expert", "count", "fraction"])
+    num_experts = int(num_experts or counts.expert.max() + 1)
+    groups = counts[keys].drop_duplicates()
+    grid = groups.merge(pd.DataFrame({"expert": np.arange(num_experts)}), how="cross")
+    full = grid.merge(counts, on=[*keys, "expert"], how="left").fillna({"count": 0})
+    full["count"] = full["count"].astype(np.int64)
+    full["fraction"] = full["count"] / full.groupby(keys)["count"].transform("sum")
+    return full.sort_values([*keys, "expert"]).reset_index(drop=True)
 
 
-def load_matrix(load: pd.DataFrame, value: str = "fraction") -> pd.DataFrame:
-    """expert_load's long table -> layer x expert matrix."""
-    return load.pivot(index="layer", columns="expert", values=value).sort_index()
+def expert_load(db: TraceDB, scope: Scope, num_experts: int | None = None) -> pd.DataFrame:
+    """How often each expert is chosen (any of the k slots), per layer.
+    Returns layer, expert, count, fraction (count / (tokens x k) of the layer: each layer sums to 1); experts never
+    chosen appear with count 0."""
+    where, params = scope.where()
+    counts = db.frame(f"SELECT layer, expert, count(*) AS count FROM (SELECT layer, unnest(topk_ids) AS expert "
+                      f"FROM routing WHERE {where}) GROUP BY layer, expert", params)
+    return _zero_fill(counts, ["layer"], num_experts)
 
 
-def sequence_routing(routing: pa.Table, tokens: pa.Table, seq_id: str, layer: int) -> pd.DataFrame:
-    """One sequence at one layer: per position, the token and its top-k experts and weights (rank order).
-    Tables holding several runs must carry `run_id` (as Trace.read gives it); the sequence is then
-    looked up within each run, and a seq_id present in two runs is refused."""
-    rows = routing.filter(pc.and_(pc.equal(routing["seq_id"], seq_id), pc.equal(routing["layer"], layer)))
-    toks = tokens.filter(pc.equal(tokens["seq_id"], seq_id))
-    keys = ["position"]
-    if "run_id" in rows.column_names and "run_id" in toks.column_names:
-        runs = set(rows["run_id"].to_pylist())
-        if len(runs) > 1:
-            raise ValueError(f"sequence {seq_id!r} is in {len(runs)} runs; read one run (run_id=...) first")
-        keys = ["run_id", "position"]
-    frame = rows.select([*keys, "topk_ids", "topk_weights", "router_entropy"]).to_pandas()
-    frame = frame.merge(toks.select([*keys, "token"]).to_pandas(), on=keys)
-    frame = frame.sort_values("position").reset_index(drop=True)
-    return frame
+def load_by_label(db: TraceDB, scope: Scope, num_experts: int | None = None) -> pd.DataFrame:
+    """Expert load per (layer, prompt label): layer, label, expert, count, fraction (sums to 1 per layer and
+    label). Sequences without a label are grouped as '(none)'."""
+    where, params = scope.where("r")
+    counts = db.frame(
+        f"""WITH labels AS (SELECT DISTINCT seq_id, coalesce(label, '(none)') AS label FROM tokens WHERE run_id = ?)
+        SELECT layer, label, expert, count(*) AS count FROM (
+            SELECT r.layer, l.label, unnest(r.topk_ids) AS expert FROM routing r JOIN labels l USING (seq_id)
+            WHERE {where}) GROUP BY layer, label, expert""", [scope.run_id, *params])
+    return _zero_fill(counts, ["layer", "label"], num_experts)
 
 
-def topk_long(frame: pd.DataFrame) -> pd.DataFrame:
-    """sequence_routing's rows -> one row per (position, rank) with expert and weight."""
-    exploded = frame.explode(["topk_ids", "topk_weights"])
-    exploded["rank"] = exploded.groupby("position").cumcount()
-    return exploded.rename(columns={"topk_ids": "expert", "topk_weights": "weight"}).astype(
-        {"expert": int, "weight": float}
-    )
+def load_drift(db: TraceDB, scope: Scope, bucket: int, num_experts: int | None = None) -> pd.DataFrame:
+    """Expert load per (layer, position bucket): layer, bucket (first position of the bucket of `bucket` tokens),
+    expert, count, fraction (sums to 1 per layer and bucket)."""
+    if bucket < 1:
+        raise ValueError(f"position bucket must be at least 1 token, got {bucket}")
+    where, params = scope.where()
+    counts = db.frame(f"SELECT layer, bucket, expert, count(*) AS count FROM (SELECT layer, "
+                      f"(position // {int(bucket)}) * {int(bucket)} AS bucket, unnest(topk_ids) AS expert "
+                      f"FROM routing WHERE {where}) GROUP BY ALL", params)
+    return _zero_fill(counts, ["layer", "bucket"], num_experts)
+
+
+def metric_quantiles(db: TraceDB, scope: Scope, metric: str) -> pd.DataFrame:
+    """Distribution of a per-token router metric per layer: layer, rows, mean, p05, p25, p50, p75, p95 (a box plot
+    drawn from these needs no raw rows). metric: one of ROUTER_METRICS."""
+    if metric not in ROUTER_METRICS:
+        raise ValueError(f"unknown router metric {metric!r}; choose one of {', '.join(ROUTER_METRICS)}")
+    where, params = scope.where()
+    frame = db.frame(
+        f"SELECT layer, count({metric}) AS rows, avg({metric}) AS mean, "
+        f"quantile_cont({metric}, [0.05, 0.25, 0.5, 0.75, 0.95]) AS q FROM routing WHERE {where} "
+        f"AND {metric} IS NOT NULL GROUP BY layer ORDER BY layer", params)
+    quantiles = pd.DataFrame(frame.pop("q").tolist(), columns=["p05", "p25", "p50", "p75", "p95"], index=frame.index)
+    return pd.concat([frame, quantiles], axis=1)
+
+
+def metric_histogram(db: TraceDB, scope: Scope, metric: str, bins: int = 40) -> pd.DataFrame:
+    """Histogram of a router metric per layer over equal bins between its smallest and largest value:
+    layer, bin (0-based), lo, hi, count."""
+    if metric not in ROUTER_METRICS:
+        raise ValueError(f"unknown router metric {metric!r}; choose one of {', '.join(ROUTER_METRICS)}")
+    where, params = scope.where()
+    lo, hi = db.frame(f"SELECT min({metric}) lo, max({metric}) hi FROM routing WHERE {where}", params).iloc[0]
+    if pd.isna(lo):
+        return pd.DataFrame(columns=["layer", "bin", "lo", "hi", "count"])
+    width = (float(hi) - float(lo)) / bins or 1.0
+    frame = db.frame(
+        f"SELECT layer, least(CAST(floor(({metric} - ?) / ?) AS INTEGER), {bins - 1}) AS bin, count(*) AS count "
+        f"FROM routing WHERE {where} AND {metric} IS NOT NULL GROUP BY ALL ORDER BY layer, bin",
+        [float(lo), width, *params])
+    frame["lo"] = float(lo) + frame["bin"] * width
+    frame["hi"] = frame["lo"] + width
+    return frame[["layer", "bin", "lo", "hi", "count"]]

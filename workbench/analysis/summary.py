@@ -1,6 +1,8 @@
-"""Text summary of a trace folder for `workbench info`."""
+"""Text summary of a trace folder for `workbench info`: per run, its model, tokens, layers and table sizes."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from ..trace import Trace
 
@@ -13,21 +15,45 @@ def _size(num_bytes: float) -> str:
     return ""
 
 
+def run_sizes(trace: Trace) -> pd.DataFrame:
+    """One row per (run, table the run holds): run_id, table, rows, bytes (on disk), tokens (of the run),
+    bytes_per_token (of that run only)."""
+    rows = []
+    tokens = {m["run_id"]: m["num_tokens"] for m in trace.manifests()}
+    for run_id, tables in trace.run_sizes().items():
+        for table, size in tables.items():
+            count = trace.dataset(table).count_rows(filter=_run(run_id))
+            rows.append({"run_id": run_id, "table": table, "rows": count, "bytes": size, "tokens": tokens[run_id],
+                         "bytes_per_token": size / tokens[run_id] if tokens[run_id] else float("nan")})
+    return pd.DataFrame(rows, columns=["run_id", "table", "rows", "bytes", "tokens", "bytes_per_token"])
+
+
+def _run(run_id: str):
+    import pyarrow.dataset as ds
+
+    return ds.field("run_id") == run_id
+
+
 def trace_summary(trace: Trace) -> str:
     manifests = trace.manifests()
-    lines = [f"trace {trace.root}  (schema {trace.descriptor['schema_version']}, {len(manifests)} runs)"]
+    lines = [f"trace {trace.root}  (schema {trace.schema_version}, {len(manifests)} runs)"]
+    if trace.note:
+        lines.append(f"note: {trace.note}")
+    sizes = run_sizes(trace)
     for m in manifests:
         model = m["model"]
+        kinds = m.get("layer_kinds", [])
         lines.append(
             f"- run {m['run_id']}: model {model['source']} ({model['architecture']}, config {model['config_hash']}), "
-            f"{len(m['prompts'])} sequences, {m['num_tokens']} tokens, {len(m['layer_kinds'])} layers "
-            f"({len(m['moe_layers'])} MoE; {m['layer_kinds'].count('linear_attention')} DeltaNet, {m['layer_kinds'].count('full_attention')} attention), "
-            f"capture {m['capture']}"
+            f"{len(m['prompts'])} sequences, {m['num_tokens']} tokens, {len(kinds)} layers "
+            f"({len(m.get('moe_layers', []))} MoE; {kinds.count('linear_attention')} DeltaNet, "
+            f"{kinds.count('full_attention')} attention), capture {m.get('capture', {})}"
         )
-    total_tokens = sum(m["num_tokens"] for m in manifests)
-    for table in trace.tables():
-        size = trace.size_bytes(table)
-        rows = trace.dataset(table).count_rows()
-        per_token = f", {size / total_tokens:.1f} B/token" if total_tokens else ""
-        lines.append(f"  {table}: {rows} rows, {_size(size)}{per_token}")
+        run = sizes[sizes.run_id == m["run_id"]]
+        for row in run.itertuples():
+            per_token = f", {row.bytes_per_token:.1f} B/token" if row.tokens else ""
+            lines.append(f"    {row.table}: {row.rows} rows, {_size(row.bytes)}{per_token}")
+        if len(run):
+            per_token = f", {run.bytes.sum() / m['num_tokens']:.1f} B/token" if m["num_tokens"] else ""
+            lines.append(f"    total: {_size(run.bytes.sum())}{per_token}")
     return "\n".join(lines)

@@ -32,12 +32,14 @@ def spans_table(seq_id: str, spans: Sequence[TokenSpan]) -> pa.Table:
 
 
 def _span_mass_column(span_mass: dict[str, np.ndarray], rows: int) -> pa.Array:
-    """name -> [rows] masses -> map<string, float32> with every name in every row."""
+    """name -> [rows] masses -> list<struct<span, mass>> (schema SPAN_MASS_TYPE) with every name in every row."""
     names = list(span_mass)
     keys = pa.array(names * rows, type=pa.string())
     values = np.stack([span_mass[n] for n in names], axis=-1).reshape(-1) if names else np.zeros(0)  # row-major
     offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * len(names))
-    return pa.MapArray.from_arrays(offsets, keys, pa.array(values.astype(np.float32), type=pa.float32()))
+    entries = pa.StructArray.from_arrays([keys, pa.array(values.astype(np.float32), type=pa.float32())],
+                                         names=["span", "mass"])
+    return pa.ListArray.from_arrays(offsets, entries)
 
 
 def attention_tables(seq_id: str, capture: AttentionCapture, batch: int = 0,

@@ -1,6 +1,6 @@
 """Layout of a trace folder and its version check: the one place that knows where files live.
 
-<out>/workbench.json                      {"format": "workbench-trace", "schema_version": "1.0"}
+<out>/workbench.json                      {"format": "workbench-trace", "schema_version": "1.1"}
 <out>/runs/<run_id>.json                  run manifest, written last: a run without one never committed
 <out>/<table>/run_id=<run_id>/part-*.parquet
 <out>/.staging/<run_id>/                  a run being written (moved into place on commit)
@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .schema import SCHEMA_VERSION
+from .schema import READABLE_VERSIONS, SCHEMA_VERSION
 
 FORMAT = "workbench-trace"
 DESCRIPTOR = "workbench.json"
@@ -31,8 +31,9 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_descriptor(root: Path) -> dict:
-    """The folder's descriptor, after checking it is a trace folder of our schema version."""
+def read_descriptor(root: Path, for_append: bool = False) -> dict:
+    """The folder's descriptor, after checking it is a trace folder of a version we can read (`for_append`:
+    of the version we write)."""
     path = root / DESCRIPTOR
     if not path.is_file():
         raise TraceFolderError(f"{root} is not a workbench trace folder (no {DESCRIPTOR})")
@@ -43,12 +44,26 @@ def read_descriptor(root: Path) -> dict:
     if descriptor.get("format") != FORMAT:
         raise TraceFolderError(f"{path}: format is {descriptor.get('format')!r}, expected {FORMAT!r}")
     version = descriptor.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise TraceFolderError(
-            f"{root} was written with trace schema version {version}; this workbench reads and writes "
-            f"{SCHEMA_VERSION}. Use a new --out folder (nothing was changed)."
+            f"{root} was written with trace schema version {version}; this workbench reads "
+            f"{', '.join(READABLE_VERSIONS)} and writes {SCHEMA_VERSION}. Use a new --out folder (nothing was changed)."
+        )
+    if for_append and version != SCHEMA_VERSION:
+        raise TraceFolderError(
+            f"{root} holds trace schema {version}, which this workbench reads but does not append to (it writes "
+            f"{SCHEMA_VERSION}). Use a new --out folder (nothing was changed)."
         )
     return descriptor
+
+
+def read_only_note(descriptor: dict) -> str | None:
+    """A one-line note for folders of an older schema (opened read-only), None for the current one."""
+    version = descriptor.get("schema_version")
+    if version == SCHEMA_VERSION:
+        return None
+    return (f"trace schema {version} (read-only: new runs need a new folder, schema {SCHEMA_VERSION}); run_id is "
+            f"only in the folder names, so HF datasets mixes runs")
 
 
 def prepare_for_append(root: Path) -> None:
@@ -56,7 +71,7 @@ def prepare_for_append(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise TraceFolderError(f"{root} exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
-        read_descriptor(root)
+        read_descriptor(root, for_append=True)
         return
     root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / DESCRIPTOR, {"format": FORMAT, "schema_version": SCHEMA_VERSION})

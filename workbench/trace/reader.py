@@ -1,15 +1,26 @@
-"""Read a trace folder: run manifests, and each table as a pyarrow dataset of committed runs only."""
+"""Read a trace folder: run manifests, and each table as a pyarrow dataset or DuckDB view of committed runs only.
+
+Folders of schema 1.1 (current) and 1.0 (read-only) open. In 1.1 `run_id` is a column inside every file; in 1.0
+only the hive partition (`run_id=<id>` folder) carries it: both readers here give every table a `run_id` column.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .folder import RUNS, read_descriptor
-from .schema import RUN_ID, TABLES, table_schema
+from .folder import RUNS, read_descriptor, read_only_note
+from .schema import RUN_ID, SCHEMA_VERSION, TABLES, file_schema, table_schema
+
+LEGACY_SPAN_MASS = pa.map_(pa.string(), pa.float32())  # schema 1.0
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 class Trace:
@@ -21,6 +32,9 @@ class Trace:
         if not self.root.is_dir():
             raise FileNotFoundError(f"trace folder {self.root} does not exist")
         self.descriptor = read_descriptor(self.root)
+        self.schema_version: str = self.descriptor["schema_version"]
+        self.note: str | None = read_only_note(self.descriptor)  # set for older (read-only) folders
+        self.read_only = self.schema_version != SCHEMA_VERSION
 
     def manifests(self) -> list[dict]:
         """Committed runs, oldest first."""
@@ -31,22 +45,38 @@ class Trace:
         return [m["run_id"] for m in self.manifests()]
 
     def tables(self) -> list[str]:
+        """Tables with a folder in the trace (see `has_rows` for committed files)."""
         return [t for t in TABLES if (self.root / t).is_dir()]
 
-    def files(self, table: str) -> list[str]:
+    def has_rows(self, table: str, run_id: str | None = None) -> bool:
+        """Whether a committed run (or the given run) has files of the table."""
+        return bool(self.files(table, run_id))
+
+    def files(self, table: str, run_id: str | None = None) -> list[str]:
         """Parquet files of the table's committed runs (a partition without a manifest never committed)."""
         committed = set(self.run_ids())
+        if run_id is not None:
+            committed &= {run_id}
         return [
             str(p)
             for p in sorted((self.root / table).glob("run_id=*/*.parquet"))
             if p.parent.name.split("=", 1)[1] in committed
         ]
 
+    def schema(self, table: str) -> pa.Schema:
+        """The table's schema on read: the stored columns with `run_id` first."""
+        if self.schema_version == SCHEMA_VERSION:
+            return file_schema(table)
+        schema = table_schema(table)  # 1.0: no run_id in the files, span masses as a map
+        if "span_mass" in schema.names:
+            index = schema.get_field_index("span_mass")
+            schema = schema.set(index, pa.field("span_mass", LEGACY_SPAN_MASS))
+        return schema.insert(0, pa.field(RUN_ID.name, RUN_ID.type, nullable=False))
+
     def dataset(self, table: str) -> ds.Dataset:
         """The table's hive-partitioned dataset, restricted to committed runs."""
         partitioning = ds.partitioning(pa.schema([pa.field(RUN_ID.name, RUN_ID.type)]), flavor="hive")
-        full_schema = table_schema(table).append(pa.field(RUN_ID.name, RUN_ID.type))
-        return ds.dataset(self.files(table), schema=full_schema, format="parquet", partitioning=partitioning,
+        return ds.dataset(self.files(table), schema=self.schema(table), format="parquet", partitioning=partitioning,
                           partition_base_dir=str(self.root / table))
 
     def read(self, table: str, run_id: str | None = None, columns: list[str] | None = None,
@@ -61,24 +91,36 @@ class Trace:
             expression = by_run if expression is None else expression & by_run
         return self.dataset(table).to_table(columns=columns, filter=expression)
 
-    def duckdb(self):
-        """An in-memory DuckDB connection with a view per table over the committed runs' files
-        (DuckDB reads float16 columns as FLOAT)."""
+    def duckdb(self, connection=None):
+        """A DuckDB connection (a new in-memory one unless given) with a view per table over the committed runs'
+        files. Hive partitioning is on, so `where run_id = ...` skips other runs' files before opening them.
+        DuckDB reads float16 columns as FLOAT; in the `attention` view span_mass is a MAP (span_mass['needle'])."""
         import duckdb
 
-        connection = duckdb.connect()
+        connection = connection or duckdb.connect()
         for table in self.tables():
-            files = self.files(table)
-            if files:
-                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                connection.execute(
-                    f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true)"
-                )
+            if not self.has_rows(table):
+                continue
+            source = f"read_parquet({_sql_list(self.files(table))}, hive_partitioning = true)"
+            select = "*"
+            if table == "attention" and self.schema_version == SCHEMA_VERSION:
+                select = "* REPLACE (map_from_entries(span_mass) AS span_mass)"
+            connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {select} FROM {source}")
         return connection
 
-    def size_bytes(self, table: str) -> int:
-        """Bytes on disk of the table's committed runs (uncommitted partitions are not counted)."""
-        return sum(Path(p).stat().st_size for p in self.files(table))
+    def size_bytes(self, table: str, run_id: str | None = None) -> int:
+        """Bytes on disk of the table's committed runs, or of one run (uncommitted partitions are not counted)."""
+        return sum(Path(p).stat().st_size for p in self.files(table, run_id))
+
+    def run_sizes(self) -> dict[str, dict[str, int]]:
+        """run_id -> table -> bytes on disk (only the tables a run holds)."""
+        sizes: dict[str, dict[str, int]] = defaultdict(dict)
+        for run_id in self.run_ids():
+            for table in TABLES:
+                size = self.size_bytes(table, run_id)
+                if size:
+                    sizes[run_id][table] = size
+        return dict(sizes)
 
 
 def open_trace(root: str | Path) -> Trace:

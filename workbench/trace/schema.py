@@ -2,7 +2,9 @@
 
 A trace folder holds one hive-partitioned Parquet dataset per table (`<out>/<table>/run_id=<id>/*.parquet`),
 a run manifest per run (`<out>/runs/<run_id>.json`) and `<out>/workbench.json` naming the schema version.
-`run_id` is the hive partition key: it is not stored inside the files but appears as a column on read.
+`run_id` is the hive partition key and, from schema 1.1, also the first column inside every file (the writer
+adds it), so a reader that ignores hive partitions (HF `datasets`) still tells runs apart. Schema 1.0 folders
+(run_id only in the path, span masses as a map) are read, never appended to.
 Rows are one per (sequence, token) in `tokens` and one per (sequence, token, MoE layer) in `routing`.
 Attention recall: one row per (sequence, span) in `spans`, per (sequence, analysed query token, full-attention
 layer, query head) in `attention`, per (sequence, token, full-attention layer) in `attention_gate`, and per
@@ -18,7 +20,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Versions this code can read; only SCHEMA_VERSION is written. 1.0 -> 1.1: run_id stored inside every file,
+# attention.span_mass a list<struct<span, mass>> (a map has no HF datasets type), new table needle_sweep.
+READABLE_VERSIONS = ("1.0", "1.1")
 SCHEMA_VERSION_KEY = b"workbench.schema_version"
 TABLE_KEY = b"workbench.table"
 
@@ -31,7 +36,8 @@ class Column:
     nullable: bool = False
 
 
-RUN_ID = Column("run_id", pa.string(), "Run identifier, `<UTC time>-<random hex>`; hive partition key.")
+RUN_ID = Column("run_id", pa.string(), "Run identifier, `<UTC time>-<random hex>`; stored in every file (from "
+                "schema 1.1) and the hive partition key.")
 SEQ_ID = Column("seq_id", pa.string(), "Prompt id from the prompts file (unique within a run).")
 POSITION = Column("position", pa.int32(), "Token position in its sequence, 0-based.")
 
@@ -116,6 +122,8 @@ SPANS_COLUMNS = (
     Column("query", pa.bool_(), "The span's tokens were analysed as query rows in `attention` (span key query: true)."),
 )
 
+SPAN_MASS_TYPE = pa.list_(pa.struct([pa.field("span", pa.string()), pa.field("mass", pa.float32())]))
+
 ATTENTION_COLUMNS = (
     SEQ_ID,
     Column(
@@ -128,9 +136,9 @@ ATTENTION_COLUMNS = (
     Column("head", pa.int16(), "Query head, 0-based; it reads key/value head head // (Hq / Hkv) (GQA)."),
     Column(
         "span_mass",
-        pa.map_(pa.string(), pa.float32()),
-        "Span name -> attention weight summed over the span's key tokens (0..1), for every span of the sequence "
-        "(keys after q count 0). DuckDB/Polars: span_mass['needle'].",
+        SPAN_MASS_TYPE,
+        "Per span of the sequence, {span: name, mass: attention weight summed over the span's key tokens (0..1)} "
+        "(keys after q count 0). In `Trace.duckdb()` views it is a MAP: span_mass['needle'].",
     ),
     Column(
         "topk_positions",
@@ -284,6 +292,26 @@ STATE_SNAPSHOTS_COLUMNS = (
     Column("top_sv", pa.float32(), "Largest singular value of S_t, units of v."),
 )
 
+# Long context (written by the long-context probes): one row per cell of a needle-in-a-haystack sweep, i.e. per
+# (context length, needle depth, layer, head); columns that do not apply to a layer's kind are null.
+NEEDLE_SWEEP_COLUMNS = (
+    Column("context_length", pa.int32(), "Prompt length in tokens of the sweep cell."),
+    Column("needle_depth", pa.float32(), "Needle position as a fraction of the context, 0 (start) .. 1 (end)."),
+    Column("layer", pa.int16(), "Decoder-layer index."),
+    Column("layer_kind", pa.string(), "The layer's kind from config.layer_types: linear_attention or full_attention."),
+    Column("head", pa.int16(), "Head (query head for attention, value head for DeltaNet); null for a layer-wide row.",
+           True),
+    Column("prompts", pa.int32(), "Prompts averaged in the cell."),
+    Column("exact_match", pa.float32(), "Fraction of the cell's prompts answered exactly (a model-level outcome, "
+           "repeated on every row of the cell), 0..1; null when not decoded.", True),
+    Column("needle_mass", pa.float32(), "Attention weight on the needle from the answer's query rows, mean over "
+           "prompts, 0..1; null for DeltaNet layers.", True),
+    Column("deltanet_needle_contribution", pa.float32(), "Share of the DeltaNet layer's readout at the answer that "
+           "comes from the needle's write, 0..1; null for attention layers.", True),
+    Column("state_retention", pa.float32(), "1 - relative recall error of the needle's key/value pair in the "
+           "DeltaNet state at the answer, <= 1 (1 = returned exactly); null for attention layers.", True),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "tokens": TOKENS_COLUMNS,
     "routing": ROUTING_COLUMNS,
@@ -297,23 +325,31 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "deltanet_head_summary": DELTANET_HEAD_SUMMARY_COLUMNS,
     "state_recall": STATE_RECALL_COLUMNS,
     "state_snapshots": STATE_SNAPSHOTS_COLUMNS,
+    "needle_sweep": NEEDLE_SWEEP_COLUMNS,
 }
 
 
-def table_schema(table: str) -> pa.Schema:
-    """The Arrow schema of one table's files (without the `run_id` partition column), with the schema
-    version and every column's doc in the metadata."""
+def table_schema(table: str, with_run_id: bool = False) -> pa.Schema:
+    """The Arrow schema of one table as a table builder produces it (without `run_id`; with it first when
+    `with_run_id`: what the writer stores, see `file_schema`), with the schema version and every column's doc in
+    the metadata."""
     try:
         columns = TABLES[table]
     except KeyError:
         raise ValueError(f"unknown trace table {table!r}; tables: {', '.join(TABLES)}") from None
+    columns = (RUN_ID, *columns) if with_run_id else columns
     fields = [pa.field(c.name, c.type, nullable=c.nullable, metadata={"doc": c.doc}) for c in columns]
     return pa.schema(fields, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), TABLE_KEY: table.encode()})
 
 
+def file_schema(table: str) -> pa.Schema:
+    """The Arrow schema of one table's Parquet files: `run_id` first, then the table's columns."""
+    return table_schema(table, with_run_id=True)
+
+
 def schema_markdown() -> str:
     """All tables as Markdown, for the README and `workbench schema`."""
-    lines = [f"Schema version {SCHEMA_VERSION}. Every table also has `run_id` (string): {RUN_ID.doc}", ""]
+    lines = [f"Schema version {SCHEMA_VERSION}. Every table's first column is `run_id` (string): {RUN_ID.doc}", ""]
     for table, columns in TABLES.items():
         lines += [f"**`{table}`**", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in columns]

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .folder import manifest_path, partition_dir, prepare_for_append, staging_dir, write_json_atomic
-from .schema import table_schema
+from .schema import RUN_ID, file_schema, table_schema
 
 ROWS_PER_PART = 1_000_000
 
@@ -29,7 +29,8 @@ def new_run_id() -> str:
 class TraceWriter:
     """with TraceWriter(out) as writer:
         writer.add("tokens", table); ...; writer.commit(manifest)
-    Tables must match `schema.table_schema(name)` (columns are cast to it; a missing column raises)."""
+    Tables must match `schema.table_schema(name)` (columns are cast to it; a missing column raises). The writer
+    adds `run_id` as the first column of every file (the one place it is added, for every table)."""
 
     def __init__(self, root: str | Path, run_id: str | None = None, rows_per_part: int = ROWS_PER_PART):
         self.root = Path(root)
@@ -55,7 +56,10 @@ class TraceWriter:
         missing = set(schema.names) - set(data.column_names)
         if missing:
             raise ValueError(f"table {table!r} is missing columns {sorted(missing)}")
-        self._pending.setdefault(table, []).append(data.select(schema.names).cast(schema))
+        rows = data.select(schema.names).cast(schema)
+        run_id = pa.array([self.run_id] * rows.num_rows, type=RUN_ID.type)
+        stored = pa.Table.from_arrays([run_id, *rows.columns], schema=file_schema(table))
+        self._pending.setdefault(table, []).append(stored)
         if sum(t.num_rows for t in self._pending[table]) >= self.rows_per_part:
             self._flush(table)
 

@@ -1,0 +1,60 @@
+"""needle_sweep grids, the token explorer's per-token metrics and `workbench info` sizes on the hand trace."""
+
+import pytest
+
+from workbench.analysis import long_context, tokens
+from workbench.analysis.db import Scope, TraceDB
+from workbench.analysis.summary import run_sizes, trace_summary
+
+
+@pytest.fixture(scope="module")
+def db(hand_trace):
+    return TraceDB(hand_trace[0])
+
+
+@pytest.fixture(scope="module")
+def scope(hand_trace):
+    return Scope(hand_trace[1]["a"])
+
+
+def test_sweep_grid_averages_heads_and_skips_layers_it_does_not_apply_to(db, scope):
+    grid = long_context.sweep_grid(db, scope, "needle_mass")
+    assert grid.layer.unique().tolist() == [3]  # DeltaNet rows hold no needle mass
+    cell = grid[(grid.context_length == 64) & (grid.needle_depth == 0.5)].iloc[0]
+    assert cell.value == pytest.approx((0.5 + 1.0) / 2) and cell.rows == 2
+    retention = long_context.sweep_grid(db, scope, "state_retention")
+    assert retention.layer.unique().tolist() == [1]
+    assert retention.sort_values(["context_length", "needle_depth"]).value.tolist() == pytest.approx([1, 0.5, 1, 0.5])
+    accuracy = long_context.sweep_grid(db, scope, "exact_match")
+    assert accuracy[accuracy.layer == 3].sort_values("context_length").value.tolist() == pytest.approx([1, 1, .5, .5])
+    model = long_context.model_grid(accuracy)
+    assert model.sort_values(["context_length", "needle_depth"]).value.tolist() == pytest.approx([1, 1, .5, .5])
+    with pytest.raises(ValueError, match="unknown needle_sweep value"):
+        long_context.sweep_grid(db, scope, "accuracy")
+
+
+def test_token_metrics(db, scope):
+    top1 = tokens.token_metric(db, scope, "s0", 0, "top-1 expert")
+    assert top1.token.tolist() == ["w5", "w6", "w5"] and top1.value.tolist() == [0, 0, 1]
+    entropy = tokens.token_metric(db, scope, "s1", 0, "router entropy")
+    assert entropy.value.tolist() == pytest.approx([4.0, 5.0])
+    needle = tokens.token_metric(db, scope, "s0", 3, "needle mass")  # mean over the two heads
+    assert needle.value.tolist() == pytest.approx([0.9, 0.3, 0.7])
+    windowed = tokens.token_metric(db, Scope(scope.run_id, positions=(1, 3)), "s0", 1, "state norm")
+    assert windowed.position.tolist() == [1, 2] and windowed.value.tolist() == pytest.approx([2, 3])
+    assert tokens.metric_layers(db, scope, "state norm") == [1]
+    with pytest.raises(ValueError, match="unknown token metric"):
+        tokens.token_metric(db, scope, "s0", 0, "colour")
+
+
+def test_info_reports_sizes_per_run(db, hand_trace):
+    sizes = run_sizes(db.trace)
+    runs = hand_trace[1]
+    b = sizes[sizes.run_id == runs["b"]].set_index("table")
+    assert sorted(b.index) == ["deltanet", "routing", "tokens"]  # run B holds three tables only
+    assert b.loc["tokens", "rows"] == 3 and b.loc["routing", "rows"] == 6 and (b.tokens == 3).all()
+    assert b.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["b"]) / 3)
+    a = sizes[sizes.run_id == runs["a"]].set_index("table")
+    assert a.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["a"]) / 5)
+    text = trace_summary(db.trace)
+    assert f"- run {runs['b']}" in text and "B/token" in text

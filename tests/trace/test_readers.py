@@ -1,0 +1,62 @@
+"""Schema 1.1 on disk: run_id inside every file, span masses HF datasets can read, and 1.0 folders read-only."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from workbench.trace import SCHEMA_VERSION, TraceFolderError, TraceWriter, open_trace
+from workbench.trace.folder import DESCRIPTOR
+
+
+def test_run_id_is_the_first_column_of_every_file(hand_trace):
+    path, runs = hand_trace
+    files = sorted(path.glob("*/run_id=*/*.parquet"))
+    assert len(files) >= 14
+    for file in files:
+        table = pq.read_table(file)  # no hive partitioning: the file alone
+        assert table.column_names[0] == "run_id"
+        assert set(table["run_id"].to_pylist()) == {file.parent.name.split("=", 1)[1]}
+        assert pq.read_schema(file).metadata[b"workbench.schema_version"] == SCHEMA_VERSION.encode()
+
+
+def test_every_table_loads_with_hf_datasets(hand_trace):
+    import datasets
+
+    path, runs = hand_trace
+    for table in open_trace(path).tables():
+        loaded = datasets.load_dataset("parquet", data_files=str(path / table / "*" / "*.parquet"), split="train")
+        assert "run_id" in loaded.column_names and len(loaded) == open_trace(path).dataset(table).count_rows()
+
+
+def test_polars_and_pyarrow_agree_on_rows_per_run(hand_trace):
+    import polars as pl
+
+    path, runs = hand_trace
+    counts = pl.read_parquet(str(path / "routing" / "*" / "*.parquet")).group_by("run_id").len().sort("run_id")
+    assert counts["len"].to_list() == [10, 6]
+    assert open_trace(path).read("routing", run_id=runs["a"]).num_rows == 10
+
+
+def test_old_schema_folder_opens_read_only(tmp_path):
+    old = tmp_path / "old"
+    (old / "runs").mkdir(parents=True)
+    (old / DESCRIPTOR).write_text(json.dumps({"format": "workbench-trace", "schema_version": "1.0"}))
+    partition = old / "tokens" / "run_id=r1"
+    partition.mkdir(parents=True)  # a 1.0 file: run_id only in the folder name
+    pq.write_table(pa.table({"seq_id": ["s"], "position": pa.array([0], pa.int32()), "token_id": pa.array([3], pa.int32()),
+                             "token": ["a"], "label": pa.array([None], pa.string())}), partition / "part-00000.parquet")
+    (old / "runs" / "r1.json").write_text(json.dumps({"run_id": "r1", "num_tokens": 1, "prompts": [], "tables": ["tokens"]}))
+    trace = open_trace(old)
+    assert trace.read_only and "read-only" in trace.note
+    assert trace.read("tokens")["run_id"].to_pylist() == ["r1"]  # from the hive partition
+    assert trace.duckdb().execute("select run_id, token_id from tokens").fetchall() == [("r1", 3)]
+    with pytest.raises(TraceFolderError, match="reads but does not append"):
+        TraceWriter(old)
+
+
+def test_unknown_schema_version_is_refused(tmp_path):
+    (tmp_path / DESCRIPTOR).write_text(json.dumps({"format": "workbench-trace", "schema_version": "9.9"}))
+    with pytest.raises(TraceFolderError, match="schema version 9.9"):
+        open_trace(tmp_path)

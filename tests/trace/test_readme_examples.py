@@ -1,0 +1,52 @@
+"""Every reading example in the README runs against the hand-written trace (tests/hand_trace.py): the Python blocks
+of "## Reading traces" (with traces/demo pointing at the fixture) and every SQL block of the README (on
+`Trace.duckdb()`). Their results are checked against the fixture's known numbers."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from workbench.trace import open_trace
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def _blocks(language: str, text: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end]
+
+
+def test_the_readme_has_reading_examples():
+    assert len(_blocks("python", _section("Reading traces"))) >= 3 and len(_blocks("sql", README)) >= 3
+
+
+def test_python_reading_examples_run(hand_trace):
+    path, runs = hand_trace
+    namespace: dict = {}
+    for block in _blocks("python", _section("Reading traces")):
+        exec(compile(block.replace("traces/demo", str(path)), "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["routing"].num_rows == 6  # run B (the newest): 3 tokens x 2 MoE layers
+    assert set(namespace["tokens"]["run_id"]) == {runs["a"], runs["b"]}  # datasets keeps run_id (a file column)
+    assert len(namespace["tokens"]) == 5 + 3
+    # attention rows of run A: per position 0, 1, 2 (s0) and 0, 1 (s1), heads 0 and 1
+    assert namespace["needle"] == pytest.approx([0.9, 0.9, 0.2, 0.4, 0.6, 0.8, 0.9, 0.9, 0.2, 0.4])
+    assert namespace["balance"].empty  # no prompt of the fixture has the label "passkey"
+
+
+def test_sql_reading_examples_run(hand_trace):
+    path, runs = hand_trace
+    connection = open_trace(path).duckdb()
+    results = [connection.execute(block).df() for block in _blocks("sql", README)]
+    assert all(len(result) for result in results)
+    load = results[0]
+    # layer 0 over both runs: run A counts 4 2 2 2 (experts 0..3), run B [0,1] [2,0] [1,3] -> 2 2 1 1
+    layer0 = load[load.layer == 0].set_index("e").n.sort_index()
+    assert layer0.tolist() == [6, 4, 3, 3]
+    needle = [r for r in results if "mass" in r.columns][0]
+    assert needle.set_index("head").mass.sort_index().tolist() == pytest.approx([1.0 / 3, 1.6 / 3])

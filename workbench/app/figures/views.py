@@ -1,0 +1,108 @@
+"""Figures of the Overview, Token explorer, Long context and Compare runs pages."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .common import COLOURS, empty_figure, heatmap, layer_label
+
+
+def run_sizes_figure(sizes: pd.DataFrame) -> go.Figure:
+    """run_sizes rows -> stacked bars of bytes per token per run, one segment per table."""
+    if sizes.empty:
+        return empty_figure("Bytes per token per run", "no data")
+    figure = go.Figure()
+    for index, (table, rows) in enumerate(sizes.groupby("table")):
+        figure.add_trace(go.Bar(x=rows.run_id, y=rows.bytes_per_token, name=table,
+                                marker_color=COLOURS[index % len(COLOURS)]))
+    figure.update_layout(title="Bytes on disk per token, per run and table", xaxis_title="run",
+                         yaxis_title="bytes / token", barmode="stack")
+    figure.update_xaxes(type="category")
+    return figure
+
+
+def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: int = 16) -> go.Figure:
+    """A sequence's tokens laid out as text in rows of `per_row`, each cell coloured by the metric (token_metric
+    rows: position, token, value); hover gives position, token and value. Cells without a value stay grey."""
+    title = f"{metric} per token at layer {layer_label(layer)}"
+    if frame.empty:
+        return empty_figure(title, "no tokens")
+    n = len(frame)
+    rows = int(np.ceil(n / per_row))
+    values = np.full(rows * per_row, np.nan)
+    values[:n] = frame.value.to_numpy(dtype=float)
+    texts = [""] * (rows * per_row)
+    hover = [""] * (rows * per_row)
+    for i, row in enumerate(frame.itertuples()):
+        texts[i] = html.escape(str(row.token))[:12]
+        shown = "none" if pd.isna(row.value) else f"{row.value:.4g}"
+        hover[i] = f"position {row.position}<br>token {html.escape(str(row.token))}<br>{metric} {shown}"
+    categorical = metric == "top-1 expert"
+    figure = go.Figure(go.Heatmap(
+        z=values.reshape(rows, per_row), text=np.array(texts).reshape(rows, per_row), texttemplate="%{text}",
+        customdata=np.array(hover).reshape(rows, per_row), hovertemplate="%{customdata}<extra></extra>",
+        colorscale="Turbo" if categorical else "Viridis", colorbar={"title": {"text": metric}}, xgap=1, ygap=1,
+        textfont={"size": 12}))  # plotly picks a text colour that contrasts with each cell
+    start = frame.position.iloc[0]
+    figure.update_layout(title=title, xaxis_title="token within the row", yaxis_title="row (first position)",
+                         height=max(300, 30 * rows + 140))
+    figure.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(range(rows)),
+                        ticktext=[str(start + r * per_row) for r in range(rows)])
+    return figure
+
+
+def sweep_heatmap(grid: pd.DataFrame, title: str, value_title: str, zmax: float | None = None) -> go.Figure:
+    """(context_length, needle_depth, value) rows -> one context length x needle depth heatmap."""
+    figure = heatmap(grid, "needle_depth", "context_length", "value", title, value_title, zmin=0.0, zmax=zmax,
+                     text=True, row_title="needle depth", column_title="context length (tokens)",
+                     row_format=lambda d: f"{d:.0%}")
+    figure.update_yaxes(autorange=True)
+    return figure
+
+
+def sweep_heatmaps(grid: pd.DataFrame, value_title: str, zmax: float | None = None) -> list[go.Figure]:
+    """sweep_grid rows -> one context length x needle depth heatmap per layer (depth rows, length columns)."""
+    figures = []
+    for layer, rows in grid.groupby("layer", sort=True):
+        kind = rows.layer_kind.iloc[0]
+        figures.append(sweep_heatmap(rows, f"{layer_label(layer)} ({kind}): {value_title}", value_title, zmax))
+    return figures
+
+
+def load_difference_heatmap(load_a: pd.DataFrame, load_b: pd.DataFrame) -> go.Figure:
+    """Two expert_load frames -> layer x expert heatmap of fraction(B) - fraction(A) (red: B uses it more)."""
+    merged = load_a.merge(load_b, on=["layer", "expert"], how="outer", suffixes=("_a", "_b")).fillna(0)
+    merged["difference"] = merged.fraction_b - merged.fraction_a
+    return heatmap(merged, "layer", "expert", "difference", "Expert load difference (run B - run A)",
+                   "fraction B - A", colorscale="RdBu_r", zmid=0.0)
+
+
+def agreement_figure(agreement: pd.DataFrame) -> go.Figure:
+    """run_agreement rows -> per layer: top-1 agreement and mean Jaccard of the top-k sets."""
+    if agreement.empty:
+        return empty_figure("Routing agreement", "no tokens in common")
+    x = [layer_label(layer) for layer in agreement.layer]
+    figure = go.Figure([go.Bar(x=x, y=agreement.top1_agreement, name="top-1 agreement", marker_color=COLOURS[0]),
+                        go.Bar(x=x, y=agreement.jaccard, name="Jaccard of top-k", marker_color=COLOURS[1])])
+    figure.update_layout(title="Routing agreement on the same tokens", xaxis_title="layer", yaxis_title="fraction",
+                         barmode="group", yaxis_range=[0, 1.05])
+    figure.update_xaxes(type="category")
+    return figure
+
+
+def state_difference_figure(difference: pd.DataFrame) -> go.Figure:
+    """state_norm_difference rows -> per layer mean |difference| of the mean state norm between two runs."""
+    if difference.empty:
+        return empty_figure("State-norm difference", "no tokens in common")
+    x = [layer_label(layer) for layer in difference.layer]
+    figure = go.Figure([go.Bar(x=x, y=difference.mean_abs_diff, name="mean |A - B|", marker_color=COLOURS[0]),
+                        go.Bar(x=x, y=difference.max_abs_diff, name="max |A - B|", marker_color=COLOURS[1])])
+    figure.update_layout(title="State norm difference between runs (mean over heads, per token)",
+                         xaxis_title="layer", yaxis_title="||S_t||_F difference", barmode="group")
+    figure.update_yaxes(exponentformat="power")  # not SI prefixes: '80µ' reads as a unit
+    figure.update_xaxes(type="category")
+    return figure
