@@ -3,7 +3,7 @@
 While a model copies a needle token by token, a head "retrieves" at a step when its most-attended key (from
 the query that produces the step's token) lies inside the needle span AND holds the very token being
 produced: it copy-pastes. A head's retrieval score is the fraction of copying steps where it does.
-Pure functions on arrays; the greedy copy loop that records the argmax keys is `workbench/retrieval_probe.py`.
+Pure functions on arrays; the greedy copy loop that records the argmax keys is `workbench/probes/retrieval.py`.
 """
 
 from __future__ import annotations
