@@ -34,3 +34,19 @@ def next_checkpoint(tmp_path_factory, tiny_next, tokenizer):
 
 
 pytest_plugins = ["hand_trace"]  # the hand-written trace fixture (tests/hand_trace.py)
+
+
+@pytest.fixture(scope="session")
+def mtp_checkpoint(tmp_path_factory, tiny_next, tokenizer):
+    """The tiny Qwen3-Next trunk sharded like the release, plus an `mtp.*` shard of random weights (its own shard)."""
+    from workbench.mtp import MTPHead, write_mtp_shard
+
+    folder = write_checkpoint(tmp_path_factory.mktemp("mtp") / "tiny-next-mtp", tiny_next, tokenizer,
+                              max_shard_size="1MB")
+    torch.manual_seed(3)
+    head = MTPHead(tiny_next)
+    with torch.no_grad():
+        for p in head.parameters():  # norms start at zero (x * (1 + w)) and fused experts empty: randomise all
+            p.normal_(0.0, 0.2)
+    write_mtp_shard(folder, head.state_dict())
+    return folder

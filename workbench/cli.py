@@ -44,6 +44,8 @@ def trace(
                                                        "the end) whose state spectrum to keep; repeatable."),
     deltanet_path: str = typer.Option("auto", "--deltanet-path", help="auto (fla on CUDA when available, else the "
                                       "PyTorch chunk loop), fla or torch."),
+    mtp: bool = typer.Option(False, "--mtp", help="Run the checkpoint's multi-token-prediction head (mtp.* tensors): "
+                             "its draft of token t+2 per position, whether the trunk accepts it; its routing."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
@@ -66,7 +68,7 @@ def trace(
                                    deltanet=deltanet, deltanet_heads=deltanet_heads,
                                    deltanet_head_stride=deltanet_head_stride,
                                    state_snapshots=tuple(state_snapshot or ()),
-                                   deltanet_path=deltanet_path)
+                                   deltanet_path=deltanet_path, mtp=mtp)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
     except ValueError as error:

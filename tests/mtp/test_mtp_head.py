@@ -14,20 +14,6 @@ from workbench.mtp.weights import fuse_experts, mtp_tensor_names, split_experts
 from workbench.testing.toy import write_checkpoint
 
 
-@pytest.fixture(scope="module")
-def mtp_checkpoint(tmp_path_factory, tiny_next, tokenizer):
-    """The tiny Qwen3-Next trunk sharded like the release, plus an `mtp.*` shard of random weights."""
-    folder = write_checkpoint(tmp_path_factory.mktemp("mtp") / "tiny-next-mtp", tiny_next, tokenizer,
-                              max_shard_size="1MB")
-    torch.manual_seed(3)
-    head = MTPHead(tiny_next)
-    with torch.no_grad():
-        for p in head.parameters():  # norms start at zero (x * (1 + w)): randomise everything
-            p.normal_(0.0, 0.2)
-    write_mtp_shard(folder, head.state_dict())
-    return folder
-
-
 def test_mtp_shard_is_its_own_indexed_shard(mtp_checkpoint):
     index = json.loads((mtp_checkpoint / "model.safetensors.index.json").read_text())["weight_map"]
     mtp_shards = {shard for name, shard in index.items() if name.startswith("mtp.")}

@@ -192,8 +192,8 @@ def test_greedy_batch_equals_single_rows_and_generate(hf_tokenizer):
 
 def test_train_smoke_saves_loadable_bf16_checkpoint(tmp_path):
     out = tmp_path / "nano-tiny"
-    summary = train.main(["--out", str(out), "--tiny", "--minutes", "1", "--max-steps", "3", "--device", "cpu",
-                          "--seed", "0"])
+    summary = train.main(["--out", str(out), "--tiny", "--minutes", "30", "--max-steps", "3", "--device", "cpu",
+                          "--seed", "0", "--mtp-weight", "0.3"])  # the step count, not the clock, ends it
     assert summary["steps"] == 3 and np.isfinite(summary["final"]["loss"])
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3] and all(np.isfinite(e["loss"]) for e in log)
@@ -210,6 +210,27 @@ def test_train_smoke_saves_loadable_bf16_checkpoint(tmp_path):
     routing = report["routing"]
     assert 0.0 < routing["js_bits_random_init"] <= routing["max_bits"] and routing["ratio"] > 0
     assert "routing JS" in evaluate.format_table(report)
+    # the MTP head was trained beside the trunk and saved as its own indexed shard; evaluation measured it
+    assert all("mtp_loss" in entry and np.isfinite(entry["mtp_loss"]) for entry in log)
+    index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    assert {shard for name, shard in index.items() if name.startswith("mtp.")} == {"model-00002-of-00002.safetensors"}
+    mtp = report["mtp"]
+    assert set(mtp["by_domain"]) == set(data.DOMAINS)
+    assert all(0.0 <= row["accepted"] <= 1.0 and row["rows"] > 0 for row in mtp["by_domain"].values())
+    assert "MTP greedy acceptance" in evaluate.format_table(report)
+
+
+def test_train_continues_from_a_checkpoint(tmp_path):
+    first = tmp_path / "first"
+    train.main(["--out", str(first), "--tiny", "--minutes", "30", "--max-steps", "1", "--device", "cpu"])
+    second = tmp_path / "second"
+    train.main(["--out", str(second), "--tiny", "--minutes", "30", "--max-steps", "0", "--device", "cpu",
+                "--init-from", str(first)])  # zero steps: the continued model is the first one, saved again
+    a = AutoModelForCausalLM.from_pretrained(str(first))
+    b = AutoModelForCausalLM.from_pretrained(str(second))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(SystemExit, match="not a checkpoint folder"):
+        train.main(["--out", str(tmp_path / "x"), "--tiny", "--init-from", str(tmp_path / "missing")])
 
 
 def test_row_length_curriculum():

@@ -6,12 +6,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import torch
 
 from ..adapters import Adapter, adapter_for_config
 from .recorder import SequenceInfo, recorders_for, remove_all
 from .settings import CaptureSettings
-from . import attention, deltanet, routing  # noqa: F401  (each module registers its recorder kind once)
+from . import attention, deltanet, mtp, routing  # noqa: F401  (each module registers its recorder kind once)
 
 
 def moe_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int, torch.nn.Module]:
@@ -55,13 +56,11 @@ class CaptureRun:
 
     def tables(self, sequence: SequenceInfo) -> dict:
         """Collect every recorder and build its trace tables for `sequence`: {table name: Arrow table}."""
-        tables = {}
+        tables: dict[str, list] = {}
         for kind, record in self.collect().items():
             for name, table in self.recorders[kind].tables(record, sequence).items():
-                if name in tables:
-                    raise RuntimeError(f"two recorders built table {name!r}")
-                tables[name] = table
-        return tables
+                tables.setdefault(name, []).append(table)  # the MTP layer's rows join the trunk's routing table
+        return {name: parts[0] if len(parts) == 1 else pa.concat_tables(parts) for name, parts in tables.items()}
 
 
 @contextmanager

@@ -21,6 +21,9 @@ class CaptureSettings:
     attention_stride:  analyse every N-th token (positions N-1, 2N-1, ...) besides the last token and query spans;
                        0 = only those.
     attention_topk:    most-attended keys kept per (query row, head).
+    mtp:               run the checkpoint's multi-token-prediction head (its `mtp.*` tensors) beside the trunk: per
+                       position its draft of token t+2 and whether the trunk would accept it (table `mtp`), and the
+                       MTP layer's routing in `routing` under layer index num_hidden_layers (capture/mtp.py).
     """
 
     routing: bool = True
@@ -33,6 +36,7 @@ class CaptureSettings:
     attention: bool = False
     attention_stride: int = 64
     attention_topk: int = 8
+    mtp: bool = False
 
     def __post_init__(self):
         if self.router_logits and not self.routing:

@@ -1,0 +1,31 @@
+"""MTPCapture -> the `mtp` table (rows of one sequence)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from .schema import table_schema
+
+if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
+    from ..capture.records import MTPCapture
+
+
+def mtp_table(seq_id: str, capture: MTPCapture, row: int, num_tokens: int) -> pa.Table:
+    """The rows t = 0 .. num_tokens-2 of batch row `row` of an MTPCapture."""
+    n = num_tokens - 1
+    correct = capture.draft_correct[row, :n].numpy()
+    return pa.table(
+        {
+            "seq_id": pa.array([seq_id] * n, type=pa.string()),
+            "position": np.arange(n, dtype=np.int32),
+            "draft_token_id": capture.draft[row, :n].numpy().astype(np.int32),
+            "trunk_token_id": capture.trunk_next[row, :n].numpy().astype(np.int32),
+            "accepted": capture.accepted[row, :n].numpy(),
+            "draft_correct": pa.array(correct == 1, mask=correct < 0, type=pa.bool_()),
+            "p_accepted": capture.p_accepted[row, :n].numpy().astype(np.float32),
+        },
+        schema=table_schema("mtp"),
+    )
