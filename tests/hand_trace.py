@@ -48,6 +48,7 @@ def _add_run(writer, routing, seqs, extras: bool):
                 "topk_mass": [0.5] * n, "topk_margin": [0.125] * n, "shared_gate": [0.5] * n}))
         if not extras:
             continue
+        _add_mtp(writer, seq)
         writer.add("deltanet", pa.table({
             "seq_id": [seq] * n, "position": list(range(n)), "layer": [1] * n,
             "state_norm_mean": [1.0, 2.0, 3.0][:n], "state_norm_max": [2.0, 3.0, 4.0][:n],
@@ -138,3 +139,37 @@ def hand_trace(tmp_path_factory):
     """(path, {"a": run_id, "b": run_id}) of the hand-written trace."""
     root = tmp_path_factory.mktemp("hand") / "trace"
     return root, write_hand_trace(root)
+
+
+# MTP: run A also holds the `mtp` table below; `write_mtp_trace` writes a folder of its own (so run A's routing
+# aggregates stay as above) with run A's tokens and routing plus the MTP layer's routing under layer 4
+# (= num_hidden_layers) and the `mtp` table, rows t = 0 .. T-2:
+#   s0: MTP experts [0,1] [2,3]; accepted T F; draft_correct T, null; p_accepted 0.8 0.2
+#   s1: MTP experts [1,2];       accepted T;   draft_correct null;    p_accepted 0.6
+MTP_ROUTING = {"s0": [[0, 1], [2, 3]], "s1": [[1, 2]]}
+MTP_ROWS = {"s0": ([True, False], [True, None], [0.8, 0.2]), "s1": ([True], [None], [0.6])}
+
+
+def _add_mtp(writer, seq: str) -> None:
+    accepted, correct, p = MTP_ROWS[seq]
+    n = len(accepted)
+    writer.add("mtp", pa.table({
+        "seq_id": [seq] * n, "position": list(range(n)), "draft_token_id": [9] * n, "trunk_token_id": [9] * n,
+        "accepted": accepted, "draft_correct": pa.array(correct, type=pa.bool_()), "p_accepted": p}))
+
+
+def write_mtp_trace(root) -> str:
+    run_id = "20260101T000002Z-cccccccc"
+    with TraceWriter(root, run_id=run_id) as writer:
+        _add_run(writer, ROUTING_A, ["s0", "s1"], extras=False)
+        for seq, experts in MTP_ROUTING.items():
+            n = len(experts)
+            writer.add("routing", pa.table({
+                "seq_id": [seq] * n, "position": list(range(n)), "layer": [4] * n, "topk_ids": experts,
+                "topk_weights": [[0.75, 0.25]] * n, "router_entropy": [1.0] * n, "topk_mass": [0.5] * n,
+                "topk_margin": [0.125] * n, "shared_gate": [0.5] * n}))
+            _add_mtp(writer, seq)
+        manifest = _manifest(["s0", "s1"])
+        manifest["model"]["config"]["num_hidden_layers"] = 4
+        writer.commit(manifest)
+    return run_id

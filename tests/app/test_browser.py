@@ -24,7 +24,7 @@ CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"overview": "", "routing": "routing", "token_explorer": "token_explorer", "deltanet": "deltanet",
-         "attention": "attention", "long_context": "long_context", "compare": "compare"}
+         "attention": "attention", "long_context": "long_context", "mtp": "mtp", "compare": "compare"}
 ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
 
 
@@ -103,4 +103,5 @@ def test_every_page_in_a_real_browser(tmp_path):
 def _title(name: str) -> str:
     return {"overview": "Overview", "routing": "Routing & sparsity", "token_explorer": "Token explorer",
             "deltanet": "DeltaNet state", "attention": "Attention recall", "long_context": "Long context",
+            "mtp": "Multi-token prediction",
             "compare": "Compare runs"}[name]
