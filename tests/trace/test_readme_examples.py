@@ -44,9 +44,11 @@ def test_sql_reading_examples_run(hand_trace):
     connection = open_trace(path).duckdb()
     results = [connection.execute(block).df() for block in _blocks("sql", README)]
     assert all(len(result) for result in results)
-    load = results[0]
+    load = [r for r in results if {"layer", "e", "n"} <= set(r.columns)][0]
     # layer 0 over both runs: run A counts 4 2 2 2 (experts 0..3), run B [0,1] [2,0] [1,3] -> 2 2 1 1
     layer0 = load[load.layer == 0].set_index("e").n.sort_index()
     assert layer0.tolist() == [6, 4, 3, 3]
+    acceptance = [r for r in results if "acceptance" in r.columns][0].set_index("label")
+    assert acceptance.acceptance.to_dict() == {"x": 0.5, "y": 1.0}  # run A's mtp rows: s0 T F, s1 T
     needle = [r for r in results if "mass" in r.columns][0]
     assert needle.set_index("head").mass.sort_index().tolist() == pytest.approx([1.0 / 3, 1.6 / 3])
