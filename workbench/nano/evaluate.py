@@ -177,6 +177,31 @@ def mtp_acceptance(model, head, seed: int, n_tokens: int, device: torch.device, 
             "by_position": {b: float(np.mean(v)) for b, v in by_bucket.items()}}
 
 
+@torch.no_grad()
+def deltanet_half_lives(model, seed: int, n_tokens: int, device: torch.device, row_len: int = 1024) -> dict:
+    """Per DeltaNet layer, each value head's memory half-life ln2 / -mean(g) in tokens (g: log decay, mean over the
+    held-out streams of all six domains, `n_tokens` each), sorted, and how many heads forget within one token."""
+    from ..capture import CaptureSettings, capture
+    from ..ops.decay import half_life
+
+    sums, tokens, layers = None, 0, None
+    with capture(model, CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")) as run:
+        for domain in data.DOMAINS:
+            ids = domain_stream(domain, seed, n_tokens)
+            x = torch.tensor(ids[: len(ids) // row_len * row_len], device=device).view(-1, row_len)
+            for row in x:  # one row per forward: the recorder's segments are rows
+                model(input_ids=row[None], use_cache=False)
+                record = run.collect("deltanet")
+                layer_sum = record.segment_log_decay_sum.sum(1)  # [L, H]
+                sums = layer_sum if sums is None else sums + layer_sum
+                tokens += int(record.segment_tokens.sum())
+                layers = record.layers
+    lives = half_life((sums / tokens).double()).numpy()  # [L, H]
+    return {"tokens": tokens, "per_layer": {str(layer): sorted(round(float(v), 3) for v in lives[i])
+                                            for i, layer in enumerate(layers)},
+            "heads_under_one_token": int((lives < 1.0).sum()), "heads": int(lives.size)}
+
+
 def evaluate(model_dir: str, n: int = 100, seed: int = 0, device: str | None = None, suites: list[str] | None = None,
              batch_tokens: int | None = None, route_tokens: int = 16384) -> dict:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -196,6 +221,7 @@ def evaluate(model_dir: str, n: int = 100, seed: int = 0, device: str | None = N
             "seconds": round(time.perf_counter() - t0, 2),
             "wrong_examples": [{k: r[k] for k in ("id", "answer", "predicted")} for r in results if not r["exact"]][:3]}
     report["routing"] = routing_specialisation(model, seed, route_tokens, device) if route_tokens else None
+    report["deltanet_half_lives"] = deltanet_half_lives(model, seed, min(route_tokens or 4096, 4096), device)
     from ..mtp import load_mtp_head, mtp_tensor_names
 
     if mtp_tensor_names(model_dir):
@@ -214,6 +240,11 @@ def format_table(report: dict) -> str:
         lines.append(f"routing JS (bits, mean over layers, {len(routing['domains'])} domains, max "
                      f"{routing['max_bits']:.2f}): trained {routing['js_bits_trained']:.4f}, random init "
                      f"{routing['js_bits_random_init']:.4f}, ratio {routing['ratio']:.2f}")
+    lives = report.get("deltanet_half_lives")
+    if lives:
+        lines.append(f"DeltaNet heads with a half-life under one token: {lives['heads_under_one_token']} of "
+                     f"{lives['heads']}; longest per layer: " + ", ".join(
+                         f"L{layer} {max(values):.2f}" for layer, values in lives["per_layer"].items()))
     mtp = report.get("mtp")
     if mtp:
         lines.append("MTP greedy acceptance by domain: " + ", ".join(
