@@ -125,7 +125,7 @@ def with_probe_run(tmp_path_factory):
         writer.add("needle_sweep", pa.Table.from_pylist([{
             "context_length": 64, "needle_depth": 0.5, "layer": 3, "layer_kind": "full_attention", "head": 0,
             "prompts": 1, "exact_match": 1.0, "needle_mass": 0.5, "deltanet_needle_contribution": None,
-            "state_retention": None}]))
+            "state_retention": None, "state_retention_ratio": None}]))
         writer.commit({"model": {"source": "probe", "architecture": "x", "config_hash": "x", "config": {}},
                        "prompts": [], "num_tokens": 0, "layer_kinds": [], "moe_layers": []})
     return path
