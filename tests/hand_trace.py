@@ -109,6 +109,25 @@ def _add_run(writer, routing, seqs, extras: bool):
                                  "needle_mass": 0.5 * head + depth, "deltanet_needle_contribution": None,
                                  "state_retention": None, "state_retention_ratio": None})
         writer.add("needle_sweep", pa.Table.from_pylist(rows))
+        # DeltaNet needle contribution, layer 1, s0 position 2, heads 0 and 1: norm ratios 0.5 / 0.25, projections
+        # 0.4 / 0.2 (mean over heads 0.375 / 0.3)
+        writer.add("deltanet_contribution", pa.table({
+            "seq_id": ["s0"] * 2, "position": [2, 2], "layer": [1, 1], "head": [0, 1],
+            "span_norm_ratio": [[{"span": "needle", "share": 0.5}], [{"span": "needle", "share": 0.25}]],
+            "span_projection": [[{"span": "needle", "share": 0.4}], [{"span": "needle", "share": 0.2}]],
+            "rest_norm_ratio": [0.75, 1.0], "rest_projection": [0.6, 0.8], "output_norm": [2.0, 1.0]}))
+        # state capacity, DeltaNet layer 1: 2 pairs back to back, retention 1.0 (last key) and 0.5 (one after it)
+        writer.add("state_capacity", pa.table({
+            "pairs": [2, 2], "context_length": [0, 0], "layer": [1, 1], "keys_after": [0, 1], "prompts": [2, 2],
+            "accuracy": [0.5, 0.5], "retention_cos": [1.0, 0.75], "retention_ratio": [1.0, 0.5],
+            "recall_cos": [0.5, 0.25]}))
+        # layer ablation (an intervention): passkey 1.0 unmodified, 0.25 with every attention layer zeroed
+        writer.add("layer_ablation", pa.Table.from_pylist([
+            {"intervention": "ablation", "condition": "none", "mode": None, "layers": [], "layer_kind": None,
+             "suite": "passkey", "context_length": 64, "prompts": 4, "exact_match": 1.0, "accuracy_drop": 0.0},
+            {"intervention": "ablation", "condition": "all full_attention", "mode": "zero", "layers": [3],
+             "layer_kind": "full_attention", "suite": "passkey", "context_length": 64, "prompts": 4,
+             "exact_match": 0.25, "accuracy_drop": 0.75}]))
 
 
 def write_hand_trace(root, skip: tuple[str, ...] = ()) -> dict:

@@ -120,8 +120,11 @@ def test_mean_ablation_outputs_the_sequence_mean_and_restores_after_an_error(tin
     ids = _ids(tiny_nano)
     before = model(input_ids=ids).logits
     block = model.model.layers[1].linear_attn
+    clean = []
+    observer = block.register_forward_hook(lambda m, a, out: clean.append(out.clone()))
+    model(input_ids=ids)
+    observer.remove()
     seen = []
-    observer = None
     with pytest.raises(RuntimeError, match="inside"):
         with ablate_layers(model, adapter, [1], "mean"):
             observer = block.register_forward_hook(lambda m, a, out: seen.append(out.clone()))  # after the ablation
@@ -130,6 +133,7 @@ def test_mean_ablation_outputs_the_sequence_mean_and_restores_after_an_error(tin
     observer.remove()
     out = seen[0]  # [B, T, hidden]: every token holds the same row
     assert torch.equal(out, out[:, :1].expand_as(out))
+    torch.testing.assert_close(out[:, 0], clean[0].mean(1), atol=1e-6, rtol=1e-5)  # the unmodified output's mean
     assert torch.equal(model(input_ids=ids).logits, before)  # restored after the error
     with pytest.raises(ValueError, match="ablation mode"):
         with ablate_layers(model, adapter, [1], "noise"):

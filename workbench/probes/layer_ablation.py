@@ -123,7 +123,7 @@ def suite_accuracy(model, prompts, batch_size: int = 8) -> float:
 
 
 def run_layer_ablation(loaded: LoadedModel, out: str | Path, suites=(("passkey", 1024), ("recall", 512)),
-                       prompts: int = 16, seed: int = 0, modes=MODES, single_layers: bool = True,
+                       prompts: int = 8, seed: int = 0, modes=MODES, single_layers: bool = True,
                        batch_size: int = 8, progress: bool = True) -> tuple[str, pa.Table]:
     """Accuracy per (suite, condition) with the model intervened on; appends one run with table layer_ablation."""
     if prompts < 1:
