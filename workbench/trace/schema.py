@@ -25,7 +25,8 @@ SCHEMA_VERSION = "1.2"
 # Versions this code can read; only SCHEMA_VERSION is written. 1.0 -> 1.1: run_id stored inside every file,
 # attention.span_mass a list<struct<span, mass>> (a map has no HF datasets type), new table needle_sweep.
 # 1.1 -> 1.2: DeltaNet decays stored as the float32 log decay g (exp(g) derived on read; float16 exp(g) was
-# subnormal or 0 for fast heads): deltanet.decay_min -> log_decay_min, deltanet_heads.decay -> log_decay; state retention (state_recall.retention_*), DeltaNet needle contribution
+# subnormal or 0 for fast heads): deltanet.decay_min -> log_decay_min, deltanet_heads.decay -> log_decay;
+# state retention (state_recall.retention_*), DeltaNet needle contribution
 # (table deltanet_contribution), needle_sweep/state_capacity/layer_ablation probe tables.
 READABLE_VERSIONS = ("1.0", "1.1", "1.2")
 SCHEMA_VERSION_KEY = b"workbench.schema_version"

@@ -21,6 +21,12 @@ fla's recursion returns its states (fla path; the initial state is cloned first,
 in place after the kernel), and stay there until `collect()` copies each field off once. State snapshots'
 spectra (an SVD per head) are computed on the host at collect.
 
+Needle contribution (capture/deltanet/contribution.py): for a prompt with named spans, each sequence-starting
+prefill call also keeps its corrected values v_new (torch path: from the chunked recompute; fla path: the ones the
+model's own fla recursion returned) and, once the kernel has returned, decomposes the kernel's own output o at the
+query rows over the spans (ops.span_contribution). Recall readouts also give retention against the readout right
+after each key's write (ops.state_norms.retention_metrics).
+
 Kimi Delta Attention (decay per key channel) always takes the torch path: `chunked_kda_state_stats` (the per-channel
 chunk identity) for norms, `kda_readouts_from_chunk_states` for recall and snapshots.
 
