@@ -52,11 +52,11 @@ def _add_run(writer, routing, seqs, extras: bool):
         writer.add("deltanet", pa.table({
             "seq_id": [seq] * n, "position": list(range(n)), "layer": [1] * n,
             "state_norm_mean": [1.0, 2.0, 3.0][:n], "state_norm_max": [2.0, 3.0, 4.0][:n],
-            "decay_mean": [0.5, 0.75, 1.0][:n], "decay_min": [0.5] * n, "beta_mean": [0.25] * n, "beta_max": [0.5] * n,
+            "decay_mean": [0.5, 0.75, 1.0][:n], "log_decay_min": [-0.6931472] * n, "beta_mean": [0.25] * n, "beta_max": [0.5] * n,
             "half_life_mean": [1.0, 2.0, 4.0][:n], "half_life_max": [8.0] * n}))
         writer.add("deltanet_heads", pa.table({
             "seq_id": [seq] * n, "position": list(range(n)), "layer": [1] * n,
-            "state_norm": [[1.0, 3.0]] * n, "decay": [[0.5, 1.0]] * n, "beta": [[0.25, 0.25]] * n,
+            "state_norm": [[1.0, 3.0]] * n, "log_decay": [[-0.6931472, 0.0]] * n, "beta": [[0.25, 0.25]] * n,
             "half_life": [[1.0, 4.0]] * n}))
         writer.add("deltanet_head_summary", pa.table({
             "seq_id": [seq] * 2, "layer": [1, 1], "head": [0, 1], "tokens": [n, n],
@@ -66,7 +66,9 @@ def _add_run(writer, routing, seqs, extras: bool):
         writer.add("state_recall", pa.table({
             "seq_id": [seq] * n, "layer": [1] * n, "pair": [0] * n, "key_pos": [0] * n, "value_pos": [0] * n,
             "position": list(range(n)), "rel_err_mean": [0.0, 0.5, 1.0][:n], "rel_err_min": [0.0] * n,
-            "cos_mean": [1.0, 0.5, 0.0][:n], "cos_max": [1.0] * n, "rel_err": [[0.0, 0.0]] * n, "cos": [[1.0, 1.0]] * n}))
+            "cos_mean": [1.0, 0.5, 0.0][:n], "cos_max": [1.0] * n, "rel_err": [[0.0, 0.0]] * n, "cos": [[1.0, 1.0]] * n,
+            "retention_cos_mean": [1.0, 0.75, 0.5][:n], "retention_ratio_mean": [1.0, 0.5, 0.25][:n],
+            "retention_cos": [[1.0, 1.0]] * n, "retention_ratio": [[1.0, 1.0]] * n}))
         writer.add("state_snapshots", pa.table({
             "seq_id": [seq] * 2, "layer": [1, 1], "position": [n - 1] * 2, "head": [0, 1], "eff_rank": [1.5, 2.5],
             "top_sv": [1.0, 2.0]}))
@@ -101,13 +103,32 @@ def _add_run(writer, routing, seqs, extras: bool):
                 rows.append({"context_length": length, "needle_depth": depth, "layer": 1,
                              "layer_kind": "linear_attention", "head": None, "prompts": 2, "exact_match": correct,
                              "needle_mass": None, "deltanet_needle_contribution": 0.25,
-                             "state_retention": 1.0 - depth})
+                             "state_retention": 1.0 - depth, "state_retention_ratio": 0.5})
                 for head in (0, 1):
                     rows.append({"context_length": length, "needle_depth": depth, "layer": 3,
                                  "layer_kind": "full_attention", "head": head, "prompts": 2, "exact_match": correct,
                                  "needle_mass": 0.5 * head + depth, "deltanet_needle_contribution": None,
-                                 "state_retention": None})
+                                 "state_retention": None, "state_retention_ratio": None})
         writer.add("needle_sweep", pa.Table.from_pylist(rows))
+        # DeltaNet needle contribution, layer 1, s0 position 2, heads 0 and 1: norm ratios 0.5 / 0.25, projections
+        # 0.4 / 0.2 (mean over heads 0.375 / 0.3)
+        writer.add("deltanet_contribution", pa.table({
+            "seq_id": ["s0"] * 2, "position": [2, 2], "layer": [1, 1], "head": [0, 1],
+            "span_norm_ratio": [[{"span": "needle", "share": 0.5}], [{"span": "needle", "share": 0.25}]],
+            "span_projection": [[{"span": "needle", "share": 0.4}], [{"span": "needle", "share": 0.2}]],
+            "rest_norm_ratio": [0.75, 1.0], "rest_projection": [0.6, 0.8], "output_norm": [2.0, 1.0]}))
+        # state capacity, DeltaNet layer 1: 2 pairs back to back, retention 1.0 (last key) and 0.5 (one after it)
+        writer.add("state_capacity", pa.table({
+            "pairs": [2, 2], "context_length": [0, 0], "layer": [1, 1], "keys_after": [0, 1], "prompts": [2, 2],
+            "accuracy": [0.5, 0.5], "retention_cos": [1.0, 0.75], "retention_ratio": [1.0, 0.5],
+            "recall_cos": [0.5, 0.25]}))
+        # layer ablation (an intervention): passkey 1.0 unmodified, 0.25 with every attention layer zeroed
+        writer.add("layer_ablation", pa.Table.from_pylist([
+            {"intervention": "ablation", "condition": "none", "mode": None, "layers": [], "layer_kind": None,
+             "suite": "passkey", "context_length": 64, "prompts": 4, "exact_match": 1.0, "accuracy_drop": 0.0},
+            {"intervention": "ablation", "condition": "all full_attention", "mode": "zero", "layers": [3],
+             "layer_kind": "full_attention", "suite": "passkey", "context_length": 64, "prompts": 4,
+             "exact_match": 0.25, "accuracy_drop": 0.75}]))
 
 
 def write_hand_trace(root, skip: tuple[str, ...] = ()) -> dict:
@@ -128,7 +149,7 @@ def write_hand_trace(root, skip: tuple[str, ...] = ()) -> dict:
         _add_run(Skipping(writer), ROUTING_B, ["s0"], extras=False)
         Skipping(writer).add("deltanet", pa.table({  # s0 state norms 1.5 2 2 against run A's 1 2 3
             "seq_id": ["s0"] * 3, "position": [0, 1, 2], "layer": [1] * 3, "state_norm_mean": [1.5, 2.0, 2.0],
-            "state_norm_max": [2.0] * 3, "decay_mean": [0.5] * 3, "decay_min": [0.5] * 3, "beta_mean": [0.25] * 3,
+            "state_norm_max": [2.0] * 3, "decay_mean": [0.5] * 3, "log_decay_min": [-0.6931472] * 3, "beta_mean": [0.25] * 3,
             "beta_max": [0.5] * 3, "half_life_mean": [1.0] * 3, "half_life_max": [8.0] * 3}))
         writer.commit(_manifest(["s0"]))
     return {"a": "20260101T000000Z-aaaaaaaa", "b": "20260101T000001Z-bbbbbbbb"}

@@ -125,7 +125,7 @@ def with_probe_run(tmp_path_factory):
         writer.add("needle_sweep", pa.Table.from_pylist([{
             "context_length": 64, "needle_depth": 0.5, "layer": 3, "layer_kind": "full_attention", "head": 0,
             "prompts": 1, "exact_match": 1.0, "needle_mass": 0.5, "deltanet_needle_contribution": None,
-            "state_retention": None}]))
+            "state_retention": None, "state_retention_ratio": None}]))
         writer.commit({"model": {"source": "probe", "architecture": "x", "config_hash": "x", "config": {}},
                        "prompts": [], "num_tokens": 0, "layer_kinds": [], "moe_layers": []})
     return path
@@ -143,7 +143,9 @@ def test_long_context_draws_one_heatmap_per_layer_the_value_applies_to(hand_trac
     at = run_page(hand_trace[0], "long_context")
     at.radio(key="sweep_value").set_value("state_retention").run()
     assert not at.exception
-    assert chart_titles(at) == ["L1 (linear_attention): state retention"]  # attention layer 3 has none
+    sweep = [title for title in chart_titles(at) if title.endswith("state retention")]
+    assert sweep == ["L1 (linear_attention): state retention"]  # attention layer 3 has none
+    assert any(title.startswith("Where the 'needle' reaches") for title in chart_titles(at))  # beside it
 
 
 def test_every_figure_downloads_as_png_and_standalone_html(hand_trace):

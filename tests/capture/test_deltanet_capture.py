@@ -100,7 +100,8 @@ def test_norms_gates_recall_snapshots_match_the_fp64_scan(model_name, request):
         assert _rel(got.state_norm_mean[index], norm.mean(-1)) <= TOL
         assert _rel(got.state_norm_max[index], norm.amax(-1)) <= TOL
         g = call.g.double().reshape(B * T, H)
-        torch.testing.assert_close(got.decay_min[index].double(), g.exp().amin(-1), rtol=1e-6, atol=0)
+        torch.testing.assert_close(got.log_decay_min[index].double(), g.amin(-1), rtol=1e-6, atol=0)
+        torch.testing.assert_close(got.decay_mean[index].double(), g.exp().mean(-1), rtol=1e-6, atol=0)
         half_life = (math.log(2.0) / -g).mean(-1)
         torch.testing.assert_close(got.half_life_mean[index].double(), half_life, rtol=1e-5, atol=0)
         torch.testing.assert_close(got.beta_max[index].double(), call.beta.double().reshape(B * T, H).amax(-1))
@@ -268,3 +269,28 @@ def test_recall_collapses_when_later_tokens_overwrite_the_key_end_to_end(tokeniz
     assert (got.recall_cos[0, 0, 10] > 0.9999).all() and got.recall_cos[0, 0, 11:].mean() < 0.5
     ref = _naive(first, recall_pairs=torch.tensor([[10, 10]]))
     assert (rel_err.double() - ref.recall_rel_err[0, 0]).nan_to_num().abs().max() <= TOL
+
+
+@pytest.mark.parametrize("stride", [3, 5])
+def test_head_stride_with_cached_decoding_at_every_start_modulo_the_stride(tiny_next, stride):
+    """A prefill of p tokens then one-token decode steps, for every p mod stride: the capture never breaks the
+    forward (the crash: torch.arange(first, T, stride) with first > T), the logits equal one long prefill's, and the
+    per-head rows are exactly the positions divisible by the stride, with the long prefill's values."""
+    length = 24
+    ids = _ids(tiny_next.config.vocab_size, length=length, seed=11)
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_head_stride=stride)
+    with torch.inference_mode(), capture(tiny_next, settings) as run:
+        whole_logits = tiny_next(input_ids=ids, use_cache=False).logits
+        whole = run.collect("deltanet")
+        for prefill in range(length - 2 * stride, length - stride):  # every start position modulo the stride
+            out = tiny_next(input_ids=ids[:, :prefill], use_cache=True)
+            logits = [out.logits]
+            for t in range(prefill, length):
+                out = tiny_next(input_ids=ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
+                logits.append(out.logits)
+            stepped = run.collect("deltanet")
+            assert torch.allclose(torch.cat(logits, 1), whole_logits, atol=1e-4, rtol=1e-4)
+            sampled = stepped.positions[stepped.head_rows].tolist()
+            assert sampled == list(range(0, length, stride))
+            assert _rel(stepped.head_state_norm, whole.head_state_norm) <= TOL
+            assert _rel(stepped.head_beta, whole.head_beta) <= TOL

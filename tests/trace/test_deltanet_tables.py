@@ -53,7 +53,7 @@ def test_every_deltanet_table_survives_write_read(traced):
         T, L = len(ids), len(expected.layers)
         rows = _sequence(trace, "deltanet", prompt.id, ["layer", "position"])
         assert len(rows) == L * T and rows.position.tolist() == list(range(T)) * L
-        for column, dtype in [("state_norm_mean", np.float16), ("decay_min", np.float16), ("beta_max", np.float16),
+        for column, dtype in [("state_norm_mean", np.float16), ("decay_mean", np.float16), ("log_decay_min", np.float32), ("beta_max", np.float16),
                               ("half_life_mean", np.float32), ("half_life_max", np.float32)]:
             np.testing.assert_array_equal(rows[column].to_numpy(), getattr(expected, column).reshape(-1).numpy().astype(dtype))
         heads = _sequence(trace, "deltanet_heads", prompt.id, ["layer", "position"])
@@ -100,8 +100,8 @@ def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):
     kinds = hybrid_layer_types(48)
     deltanet_count = kinds.count("linear_attention")
     assert deltanet_count == 36 and REAL_80B_DIMS["linear_num_value_heads"] == 32
-    assert deltanet_row_bytes() == 26  # position 4 + layer 2 + 6 float16 x 2 + 2 float32 x 4
-    assert deltanet_bytes_per_token(deltanet_count) == 936 < 1024
+    assert deltanet_row_bytes() == 28  # position 4 + layer 2 + 5 float16 x 2 + 3 float32 x 4
+    assert deltanet_bytes_per_token(deltanet_count) == 1008 < 1024
     with torch.inference_mode(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True)) as run:
         tiny_next(input_ids=torch.randint(0, 200, (1, 50)), use_cache=False)
         table = deltanet_tables("s", run.collect("deltanet"), slice(0, 50))["deltanet"]
@@ -111,14 +111,14 @@ def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):
 
 
 def test_per_head_and_recall_row_sizes_match_the_readme(tiny_next):
-    """README: deltanet_heads rows are 22 + 10 Hv bytes, state_recall rows 32 + 4 Hv (list offsets included)."""
+    """README: deltanet_heads rows are 22 + 12 Hv bytes, state_recall rows 48 + 12 Hv (list offsets included)."""
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
         run.recorder("deltanet").set_recall_pairs([[0, 0]])
         tiny_next(input_ids=torch.randint(0, 200, (1, 40)), use_cache=False)
         tables = deltanet_tables("s", run.collect("deltanet"), slice(0, 40))
     heads = tiny_next.config.linear_num_value_heads
-    for name, row_bytes in (("deltanet_heads", 22 + 10 * heads), ("state_recall", 32 + 4 * heads)):
+    for name, row_bytes in (("deltanet_heads", 22 + 12 * heads), ("state_recall", 48 + 12 * heads)):
         table = tables[name]
         numeric = sum(table.column(c).nbytes for c in table.column_names if c != "seq_id")
         assert numeric == table.num_rows * row_bytes, name

@@ -60,3 +60,30 @@ def test_unknown_schema_version_is_refused(tmp_path):
     (tmp_path / DESCRIPTOR).write_text(json.dumps({"format": "workbench-trace", "schema_version": "9.9"}))
     with pytest.raises(TraceFolderError, match="schema version 9.9"):
         open_trace(tmp_path)
+
+
+def test_schema_1_1_deltanet_folder_reads_with_the_renamed_decay_columns_null(tmp_path):
+    """A 1.1 folder (float16 exp(g) in decay_min) opens read-only: decay_mean reads, log_decay_min is null, the old
+    column stays in the files (DuckDB sees it), nothing is rewritten."""
+    old = tmp_path / "old"
+    (old / "runs").mkdir(parents=True)
+    (old / DESCRIPTOR).write_text(json.dumps({"format": "workbench-trace", "schema_version": "1.1"}))
+    partition = old / "deltanet" / "run_id=r1"
+    partition.mkdir(parents=True)
+    f16, f32 = pa.float16(), pa.float32()
+    import numpy as np
+
+    pq.write_table(pa.table({
+        "run_id": ["r1"], "seq_id": ["s"], "position": pa.array([0], pa.int32()), "layer": pa.array([0], pa.int16()),
+        "state_norm_mean": pa.array(np.array([1.0], np.float16), f16),
+        "state_norm_max": pa.array(np.array([2.0], np.float16), f16),
+        "decay_mean": pa.array(np.array([0.5], np.float16), f16), "decay_min": pa.array(np.array([0.0], np.float16), f16),
+        "beta_mean": pa.array(np.array([0.25], np.float16), f16), "beta_max": pa.array(np.array([0.5], np.float16), f16),
+        "half_life_mean": pa.array([1.0], f32), "half_life_max": pa.array([2.0], f32)}), partition / "part-00000.parquet")
+    (old / "runs" / "r1.json").write_text(json.dumps({"run_id": "r1", "num_tokens": 1, "prompts": [],
+                                                      "tables": ["deltanet"]}))
+    trace = open_trace(old)
+    assert trace.read_only
+    table = trace.read("deltanet").to_pylist()[0]
+    assert table["decay_mean"] == 0.5 and table["log_decay_min"] is None and table["run_id"] == "r1"
+    assert trace.duckdb().execute("select decay_min, decay_mean from deltanet").fetchall() == [(0.0, 0.5)]

@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..ops import decay
 from .db import Scope, TraceDB
 
 GATE_COLUMNS = ("decay_mean", "beta_mean", "half_life_mean")
 
 
 def half_life(log_decay: np.ndarray | float) -> np.ndarray:
-    """Memory half-life in tokens, ln 2 / -g, for log decay g <= 0 (inf where g = 0)."""
-    g = np.asarray(log_decay, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(g < 0, np.log(2.0) / -g, np.inf)
+    """Memory half-life in tokens, ln 2 / -g, for log decay g <= 0 (inf where g = 0): ops.decay.half_life in float64."""
+    return decay.half_life(np.asarray(log_decay, dtype=float))
 
 
 def state_norm_curves(db: TraceDB, scope: Scope, seq_id: str) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """DeltaNetCapture -> Arrow tables in the trace schema (`deltanet`, `deltanet_heads`, `deltanet_head_summary`,
-`state_recall`, `state_snapshots`), the rows of one sequence at a time.
+`state_recall`, `state_snapshots`, `deltanet_contribution`), the rows of one sequence at a time.
 
-Size of the default `deltanet` table before compression: `deltanet_row_bytes()` (26) bytes per token per DeltaNet
-layer, i.e. 36 x 26 = 936 bytes per token for Qwen3-Next-80B (36 DeltaNet layers); seq_id and run_id are
+Size of the default `deltanet` table before compression: `deltanet_row_bytes()` (28) bytes per token per DeltaNet
+layer, i.e. 36 x 28 = 1008 bytes per token for Qwen3-Next-80B (36 DeltaNet layers); seq_id and run_id are
 dictionary/run-length encoded in Parquet and cost next to nothing per row.
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from ..ops import decay
 from .schema import TABLES, table_schema
 from .tables import _list_column
 
@@ -68,7 +69,7 @@ def deltanet_heads_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> 
     n, L = len(positions), len(capture.layers)
     schema = table_schema("deltanet_heads")
     columns = {"seq_id": _seq(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
-    for name in ("state_norm", "decay", "beta", "half_life"):
+    for name in ("state_norm", "log_decay", "beta", "half_life"):
         values = getattr(capture, f"head_{name}")[:, keep]  # [L, n, H]
         arrow_type = schema.field(name).type
         columns[name] = _list_column(values.reshape(L * n, -1).numpy().astype(arrow_type.value_type.to_pandas_dtype()),
@@ -89,8 +90,7 @@ def deltanet_head_summary_table(seq_id: str, capture: DeltaNetCapture, rows: sli
         return getattr(capture, f"segment_{name}")[:, keep].sum(1).reshape(-1).double().numpy()
 
     log_decay_mean = total("log_decay_sum") / tokens
-    with np.errstate(divide="ignore"):
-        half_life = np.where(log_decay_mean < 0, np.log(2.0) / -log_decay_mean, np.inf)
+    half_life = decay.half_life(log_decay_mean)
     return pa.table(
         {
             "seq_id": _seq(seq_id, L * H),
@@ -118,6 +118,8 @@ def state_recall_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa
     if not len(layer_i):
         return None
     rel_err, cos = rel_err[layer_i, pair_i, token_i], cos[layer_i, pair_i, token_i]  # [R, H]
+    kept_cos = capture.recall_retention_cos[:, :, rows].numpy()[layer_i, pair_i, token_i]
+    kept_ratio = capture.recall_retention_ratio[:, :, rows].numpy()[layer_i, pair_i, token_i]
     pairs = capture.recall_pairs.numpy()
     schema = table_schema("state_recall")
     return pa.table(
@@ -134,6 +136,10 @@ def state_recall_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa
             "cos_max": cos.max(-1).astype(np.float16),
             "rel_err": _list_column(rel_err.astype(np.float16), schema.field("rel_err").type),
             "cos": _list_column(cos.astype(np.float16), schema.field("cos").type),
+            "retention_cos_mean": kept_cos.mean(-1).astype(np.float32),
+            "retention_ratio_mean": kept_ratio.mean(-1).astype(np.float32),
+            "retention_cos": _list_column(kept_cos.astype(np.float32), schema.field("retention_cos").type),
+            "retention_ratio": _list_column(kept_ratio.astype(np.float32), schema.field("retention_ratio").type),
         },
         schema=schema,
     )
@@ -160,11 +166,45 @@ def state_snapshots_table(seq_id: str, capture: DeltaNetCapture, rows: slice) ->
     )
 
 
+def deltanet_contribution_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
+    """One row per (layer, analysed query row, value head): span shares of the kernel output, or None."""
+    if capture.contribution_positions is None:
+        return None
+    norm_ratio = capture.contribution_norm_ratio.numpy()  # [L, S, R, H]
+    L, S, R, H = norm_ratio.shape
+    spans = capture.contribution_spans
+    schema = table_schema("deltanet_contribution")
+
+    def shares(values: np.ndarray) -> pa.Array:  # [L, S, R, H] -> list<struct<span, share>> per (layer, row, head)
+        per_row = values.transpose(0, 2, 3, 1).reshape(-1, S).astype(np.float32)
+        return pa.array([[{"span": s, "share": float(x)} for s, x in zip(spans, row)] for row in per_row],
+                        type=schema.field("span_norm_ratio").type)
+
+    def flat(values) -> np.ndarray:  # [L, R, H] -> [L * R * H]
+        return values.reshape(-1).numpy().astype(np.float32)
+
+    return pa.table(
+        {
+            "seq_id": _seq(seq_id, L * R * H),
+            "position": np.tile(np.repeat(capture.contribution_positions.numpy().astype(np.int32), H), L),
+            "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), R * H),
+            "head": np.tile(np.arange(H, dtype=np.int16), L * R),
+            "span_norm_ratio": shares(norm_ratio),
+            "span_projection": shares(capture.contribution_projection.numpy()),
+            "rest_norm_ratio": flat(capture.contribution_rest_norm_ratio),
+            "rest_projection": flat(capture.contribution_rest_projection),
+            "output_norm": flat(capture.contribution_output_norm),
+        },
+        schema=schema,
+    )
+
+
 def deltanet_tables(seq_id: str, capture: DeltaNetCapture, rows: slice) -> dict[str, pa.Table]:
     """Every DeltaNet table that has rows for this sequence (`deltanet` always)."""
     tables = {"deltanet": deltanet_table(seq_id, capture, rows)}
     for name, build in (("deltanet_heads", deltanet_heads_table), ("deltanet_head_summary", deltanet_head_summary_table),
-                        ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table)):
+                        ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table),
+                        ("deltanet_contribution", deltanet_contribution_table)):
         table = build(seq_id, capture, rows)
         if table is not None:
             tables[name] = table

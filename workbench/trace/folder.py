@@ -1,6 +1,6 @@
 """Layout of a trace folder and its version check: the one place that knows where files live.
 
-<out>/workbench.json                      {"format": "workbench-trace", "schema_version": "1.1"}
+<out>/workbench.json                      {"format": "workbench-trace", "schema_version": "1.2"}
 <out>/runs/<run_id>.json                  run manifest, written last: a run without one never committed
 <out>/<table>/run_id=<run_id>/part-*.parquet
 <out>/.staging/<run_id>/                  a run being written (moved into place on commit)

@@ -1,7 +1,8 @@
 """Read a trace folder: run manifests, and each table as a pyarrow dataset or DuckDB view of committed runs only.
 
-Folders of schema 1.1 (current) and 1.0 (read-only) open. In 1.1 `run_id` is a column inside every file; in 1.0
-only the hive partition (`run_id=<id>` folder) carries it: both readers here give every table a `run_id` column.
+Folders of schema 1.2 (current), 1.1 and 1.0 (read-only) open. From 1.1 `run_id` is a column inside every file; in
+1.0 only the hive partition (`run_id=<id>` folder) carries it: both readers here give every table a `run_id` column.
+1.1 folders read through the 1.2 schema: the DeltaNet decay columns 1.2 replaced by log decays read as null there.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Trace:
 
     def schema(self, table: str) -> pa.Schema:
         """The table's schema on read: the stored columns with `run_id` first."""
-        if self.schema_version == SCHEMA_VERSION:
+        if self.schema_version != "1.0":  # 1.1 files: columns 1.2 renamed read as null (decay_min, decay)
             return file_schema(table)
         schema = table_schema(table)  # 1.0: no run_id in the files, span masses as a map
         if "span_mass" in schema.names:
@@ -103,8 +104,11 @@ class Trace:
                 continue
             source = f"read_parquet({_sql_list(self.files(table))}, hive_partitioning = true)"
             select = "*"
-            if table == "attention" and self.schema_version == SCHEMA_VERSION:
+            if table == "attention" and self.schema_version != "1.0":
                 select = "* REPLACE (map_from_entries(span_mass) AS span_mass)"
+            elif table == "deltanet_contribution":
+                select = ("* REPLACE (map_from_entries(span_norm_ratio) AS span_norm_ratio, "
+                          "map_from_entries(span_projection) AS span_projection)")
             connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {select} FROM {source}")
         return connection
 

@@ -11,7 +11,8 @@ layer, query head) in `attention`, per (sequence, token, full-attention layer) i
 (sequence, layer, head) in `retrieval`.
 DeltaNet state: one row per (sequence, token, DeltaNet layer) in `deltanet`, per sampled token in
 `deltanet_heads`, per (sequence, layer, value head) in `deltanet_head_summary`, per (sequence, layer, pair,
-token >= key) in `state_recall`, per (sequence, layer, snapshot position, head) in `state_snapshots`.
+token >= key) in `state_recall`, per (sequence, layer, snapshot position, head) in `state_snapshots`, per
+(sequence, analysed query token, layer, value head) in `deltanet_contribution`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # Versions this code can read; only SCHEMA_VERSION is written. 1.0 -> 1.1: run_id stored inside every file,
 # attention.span_mass a list<struct<span, mass>> (a map has no HF datasets type), new table needle_sweep.
-READABLE_VERSIONS = ("1.0", "1.1")
+# 1.1 -> 1.2: DeltaNet decays stored as the float32 log decay g (exp(g) derived on read; float16 exp(g) was
+# subnormal or 0 for fast heads): deltanet.decay_min -> log_decay_min, deltanet_heads.decay -> log_decay;
+# state retention (state_recall.retention_*), DeltaNet needle contribution
+# (table deltanet_contribution), needle_sweep/state_capacity/layer_ablation probe tables.
+READABLE_VERSIONS = ("1.0", "1.1", "1.2")
 SCHEMA_VERSION_KEY = b"workbench.schema_version"
 TABLE_KEY = b"workbench.table"
 
@@ -205,10 +210,16 @@ DELTANET_COLUMNS = (
         "decay_mean",
         pa.float16(),
         "Decay factor exp(g) in (0, 1] averaged over heads: the fraction of the state kept as token t arrives "
-        "(1 = keep all); g = -exp(A_log) softplus(a + dt_bias) <= 0. float16 reads values within 5e-4 of 1 as 1: "
-        "half_life keeps them apart.",
+        "(1 = keep all); g = -exp(A_log) softplus(a + dt_bias) <= 0. float16 (absolute error <= 5e-4: a mean over "
+        "heads, dominated by the slow ones); the fast heads' decays are in log_decay_min and deltanet_heads.log_decay.",
     ),
-    Column("decay_min", pa.float16(), "Smallest exp(g) over heads (the fastest-forgetting head)."),
+    Column(
+        "log_decay_min",
+        pa.float32(),
+        "Smallest log decay g over heads (the fastest-forgetting head), <= 0; its decay factor is exp(g) "
+        "(workbench.ops.decay.decay_factor). Stored as g in float32: exp(g) keeps ~1e-5 relative precision down "
+        "to 1e-30, where a float16 exp(g) is 0.",
+    ),
     Column(
         "beta_mean",
         pa.float16(),
@@ -235,7 +246,8 @@ DELTANET_HEADS_COLUMNS = (
     ),
     DELTANET_LAYER,
     Column("state_norm", pa.list_(pa.float16()), "Per value head (Hv entries, the layer's head order): ||S_t||_F."),
-    Column("decay", pa.list_(pa.float16()), "Per value head: decay factor exp(g) in (0, 1]."),
+    Column("log_decay", pa.list_(pa.float32()), "Per value head: log decay g <= 0 (decay factor exp(g), derived "
+           "on read)."),
     Column("beta", pa.list_(pa.float16()), "Per value head: write strength beta in (0, 1)."),
     Column("half_life", pa.list_(pa.float32()), "Per value head: half-life ln 2 / -g in tokens (inf where g = 0)."),
 )
@@ -276,6 +288,19 @@ STATE_RECALL_COLUMNS = (
     Column("cos_max", pa.float16(), "Largest cosine over heads."),
     Column("rel_err", pa.list_(pa.float16()), "Per value head: rel_err."),
     Column("cos", pa.list_(pa.float16()), "Per value head: cosine."),
+    Column(
+        "retention_cos_mean",
+        pa.float32(),
+        "Retention relative to what was written: cosine(S_t^T k_key, S_key^T k_key), the readout at t against the one "
+        "right after the key's own write, averaged over value heads, in [-1, 1] (1 at t = key_pos). rel_err compares "
+        "with the raw v, which one delta-rule write never returns exactly (S_key^T k_key = (1 - beta) old + beta v: "
+        "rel_err ~ 1 - beta even with perfect memory); retention separates forgetting from write strength.",
+    ),
+    Column("retention_ratio_mean", pa.float32(), "||S_t^T k_key|| / ||S_key^T k_key|| averaged over value heads, >= 0: "
+           "1 = the key's readout kept at full strength, 0 = forgotten (decay or overwrites); NaN where nothing was "
+           "written."),
+    Column("retention_cos", pa.list_(pa.float32()), "Per value head: retention cosine."),
+    Column("retention_ratio", pa.list_(pa.float32()), "Per value head: retention norm ratio."),
 )
 
 STATE_SNAPSHOTS_COLUMNS = (
@@ -292,6 +317,34 @@ STATE_SNAPSHOTS_COLUMNS = (
     Column("top_sv", pa.float32(), "Largest singular value of S_t, units of v."),
 )
 
+SPAN_SHARE_TYPE = pa.list_(pa.struct([pa.field("span", pa.string()), pa.field("share", pa.float32())]))
+
+DELTANET_CONTRIBUTION_COLUMNS = (
+    SEQ_ID,
+    Column("position", pa.int32(), "Query token t of the analysed row: tokens of query spans and the prompt's last "
+           "token (prefill calls that start the sequence)."),
+    DELTANET_LAYER,
+    Column("head", pa.int16(), "Value head, 0-based."),
+    Column(
+        "span_norm_ratio",
+        SPAN_SHARE_TYPE,
+        "Per span, {span, share: ||part_span(t)|| / ||o_t||}: the norm of the span's part of the layer's kernel "
+        "output o_t = sum_{j<=t} exp(c_t - c_j) (q_t.k_j) delta_j (delta = corrected values, c = cumulative log "
+        "decay) relative to ||o_t||, >= 0 (parts can cancel: above 1 is possible). The DeltaNet analogue of "
+        "attention's span_mass. In `Trace.duckdb()` views a MAP: span_norm_ratio['needle'].",
+    ),
+    Column(
+        "span_projection",
+        SPAN_SHARE_TYPE,
+        "Per span, {span, share: <part_span(t), o_t> / ||o_t||^2}: the span's signed share of o_t along o_t (the "
+        "spans' and the rest's projections sum to 1). A MAP in `Trace.duckdb()` views.",
+    ),
+    Column("rest_norm_ratio", pa.float32(), "||o_t - parts of all spans|| / ||o_t|| (tokens in no span and the "
+           "initial state)."),
+    Column("rest_projection", pa.float32(), "<o_t - parts of all spans, o_t> / ||o_t||^2."),
+    Column("output_norm", pa.float32(), "||o_t||, the kernel output's norm (units of v)."),
+)
+
 # Long context (written by the long-context probes): one row per cell of a needle-in-a-haystack sweep, i.e. per
 # (context length, needle depth, layer, head); columns that do not apply to a layer's kind are null.
 NEEDLE_SWEEP_COLUMNS = (
@@ -306,10 +359,54 @@ NEEDLE_SWEEP_COLUMNS = (
            "repeated on every row of the cell), 0..1; null when not decoded.", True),
     Column("needle_mass", pa.float32(), "Attention weight on the needle from the answer's query rows, mean over "
            "prompts, 0..1; null for DeltaNet layers.", True),
-    Column("deltanet_needle_contribution", pa.float32(), "Share of the DeltaNet layer's readout at the answer that "
-           "comes from the needle's write, 0..1; null for attention layers.", True),
-    Column("state_retention", pa.float32(), "1 - relative recall error of the needle's key/value pair in the "
-           "DeltaNet state at the answer, <= 1 (1 = returned exactly); null for attention layers.", True),
+    Column("deltanet_needle_contribution", pa.float32(), "||needle's part of o_t|| / ||o_t||: the norm of what the "
+           "needle's tokens wrote into the DeltaNet layer's kernel output at the answer's query rows, relative to the "
+           "output (deltanet_contribution.span_norm_ratio), mean over rows and prompts, >= 0 (parts can cancel, so "
+           "above 1 is possible); null for attention layers.", True),
+    Column("state_retention", pa.float32(), "cosine(S_t^T k, S_key^T k) for the needle's key k at the first answer "
+           "query row t: what the state returns for the needle's key now against right after its write "
+           "(state_recall.retention_cos_mean), in [-1, 1], 1 = kept; null for attention layers.", True),
+    Column("state_retention_ratio", pa.float32(), "||S_t^T k|| / ||S_key^T k|| at the same row: the strength kept, "
+           ">= 0 (0 = forgotten); null for attention layers.", True),
+)
+
+# State capacity (probes/state_capacity.py): multi-query associative recall with more and more planted pairs; one row
+# per (pairs planted, context, DeltaNet layer, keys written after the planted key).
+STATE_CAPACITY_COLUMNS = (
+    Column("pairs", pa.int16(), "Key = value pairs planted in the prompt (1 ... 64)."),
+    Column("context_length", pa.int32(), "Prompt length in tokens setting; 0 = pairs back to back (no filler), else "
+           "the pairs are scattered through filler up to this many tokens (farther apart)."),
+    Column("layer", pa.int16(), "Decoder-layer index of the DeltaNet layer."),
+    Column("keys_after", pa.int16(), "Pairs planted after this one before the state is read (0 = the last planted)."),
+    Column("prompts", pa.int32(), "Prompts averaged."),
+    Column("accuracy", pa.float32(), "Fraction of the cell's queries answered exactly (teacher-forced; a model-level "
+           "outcome repeated on the cell's rows), 0..1."),
+    Column("retention_cos", pa.float32(), "cosine(S_t^T k, S_key^T k) of the pair's key at the first recall query "
+           "(after every pair was written), mean over value heads and prompts, in [-1, 1]."),
+    Column("retention_ratio", pa.float32(), "||S_t^T k|| / ||S_key^T k|| at the same token, mean over heads and "
+           "prompts, >= 0."),
+    Column("recall_cos", pa.float32(), "cosine(S_t^T k, v) against the pair's raw value at the same token, in [-1, 1] "
+           "(state_recall.cos_mean)."),
+)
+
+# Layer ablation (probes/layer_ablation.py): an INTERVENTION, not an observation; one row per (suite, condition).
+LAYER_ABLATION_COLUMNS = (
+    Column("intervention", pa.string(), "Always 'ablation': these numbers come from a modified model (the chosen "
+           "layers' mixer outputs replaced), not from observing the model as it is."),
+    Column("condition", pa.string(), "'none' (the unmodified model), 'all full_attention', 'all linear_attention' or "
+           "'layer <i>'."),
+    Column("mode", pa.string(), "'zero' (mixer output set to 0) or 'mean' (replaced by its mean over the sequence); "
+           "null for 'none'.", True),
+    Column("layers", pa.list_(pa.int16()), "Decoder-layer indices whose token mixer (attention or DeltaNet block) was "
+           "replaced."),
+    Column("layer_kind", pa.string(), "The ablated layers' kind when they share one, else null.", True),
+    Column("suite", pa.string(), "'passkey' (5-digit pass key in filler) or 'recall' (associative recall, 8 pairs in "
+           "filler); held-out prompts."),
+    Column("context_length", pa.int32(), "Prompt length in tokens."),
+    Column("prompts", pa.int32(), "Prompts scored."),
+    Column("exact_match", pa.float32(), "Fraction of prompts whose answer is exact (teacher-forced), 0..1."),
+    Column("accuracy_drop", pa.float32(), "exact_match of 'none' minus this row's, in [-1, 1] (positive = the ablation "
+           "hurt)."),
 )
 
 # Multi-token prediction (capture/mtp.py): one row per trunk position t = 0 .. T-2 of a sequence; the MTP head's
@@ -339,7 +436,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "deltanet_head_summary": DELTANET_HEAD_SUMMARY_COLUMNS,
     "state_recall": STATE_RECALL_COLUMNS,
     "state_snapshots": STATE_SNAPSHOTS_COLUMNS,
+    "deltanet_contribution": DELTANET_CONTRIBUTION_COLUMNS,
     "needle_sweep": NEEDLE_SWEEP_COLUMNS,
+    "state_capacity": STATE_CAPACITY_COLUMNS,
+    "layer_ablation": LAYER_ABLATION_COLUMNS,
     "mtp": MTP_COLUMNS,
 }
 

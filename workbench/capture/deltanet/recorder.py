@@ -21,6 +21,12 @@ fla's recursion returns its states (fla path; the initial state is cloned first,
 in place after the kernel), and stay there until `collect()` copies each field off once. State snapshots'
 spectra (an SVD per head) are computed on the host at collect.
 
+Needle contribution (capture/deltanet/contribution.py): for a prompt with named spans, each sequence-starting
+prefill call also keeps its corrected values v_new (torch path: from the chunked recompute; fla path: the ones the
+model's own fla recursion returned) and, once the kernel has returned, decomposes the kernel's own output o at the
+query rows over the spans (ops.span_contribution). Recall readouts also give retention against the readout right
+after each key's write (ops.state_norms.retention_metrics).
+
 Kimi Delta Attention (decay per key channel) always takes the torch path: `chunked_kda_state_stats` (the per-channel
 chunk identity) for norms, `kda_readouts_from_chunk_states` for recall and snapshots.
 
@@ -55,11 +61,13 @@ from ..records import DeltaNetCapture
 from ..recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
 from ..settings import CaptureSettings
 from ..transfer import stack_layers, to_host
+from .contribution import ContributionRequest, call_contributions, contribution_request
 from .patch import KernelPatch, fla_chunk_module, fla_for, kernel_states
 
-AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "decay_min", "beta_mean", "beta_max",
+AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "log_decay_min", "beta_mean", "beta_max",
               "half_life_mean", "half_life_max")
-PER_HEAD = ("state_norm", "decay", "beta", "half_life")
+PER_HEAD = ("state_norm", "log_decay", "beta", "half_life")
+RECALL_FIELDS = ("recall_rel_err", "recall_cos", "recall_retention_cos", "recall_retention_ratio")
 SEGMENT_SUMS = ("state_norm_sum", "state_norm_max", "decay_sum", "beta_sum", "log_decay_sum")
 
 
@@ -82,6 +90,7 @@ class KernelCall:
     use_qk_l2norm: bool
     output: tuple | None = None
     observed: bool = False
+    v_new: torch.Tensor | None = None  # corrected values [B, T, Hv, V], kept only for the needle contribution
 
 
 def _snapshot_locals(positions: tuple[int, ...], call: KernelCall, seq_len: int) -> list[int]:
@@ -109,10 +118,12 @@ class DeltaNetRecorder:
         self.calls: list[KernelCall] = []
         self.current_layer: int | None = None
         self.recall_pairs: torch.Tensor | None = None
+        self.contribution: ContributionRequest | None = None  # spans and query rows of the needle contribution
         self._called = False
         self._awaiting_states: KernelCall | None = None  # a chunk call whose stats wait for fla's chunk states
         self._next_position: dict[int, int] = {}
         self._records: dict[int, list[dict]] = {}
+        self._contributions: dict[int, list[dict]] = {}
 
     @staticmethod
     def enabled(settings) -> bool:
@@ -153,6 +164,7 @@ class DeltaNetRecorder:
     def begin_sequence(self, sequence: SequenceInfo) -> None:
         """Measure state recall of the prompt's planted needles (spans named needle*)."""
         self.set_recall_pairs(needle_recall_pairs(sequence.spans) or None)
+        self.contribution = contribution_request(sequence.spans, sequence.num_tokens)
 
     def tables(self, record: DeltaNetCapture, sequence: SequenceInfo) -> dict:
         return deltanet_tables(sequence.seq_id, record, slice(0, sequence.num_tokens))
@@ -201,6 +213,9 @@ class DeltaNetRecorder:
                 if not call.observed:  # the model's kernel did not run fla's recursion: run it here
                     with torch.no_grad():
                         self._observe(call, "fla-recompute")
+            if call.v_new is not None:
+                with torch.no_grad():
+                    self._contribute(call, result[0])
             if self.keep_calls:
                 call.output = tuple(None if x is None else x.detach().clone() for x in result)
                 self.calls.append(call)
@@ -268,6 +283,17 @@ class DeltaNetRecorder:
             return None
         return pairs if int(pairs.max()) < seq_len else None
 
+    def _wants_contribution(self, call: KernelCall) -> bool:
+        return self.contribution is not None and call.kind == "chunk" and call.start == 0
+
+    def _contribute(self, call: KernelCall, output: torch.Tensor) -> None:
+        """Needle contribution of a sequence-starting prefill call, from its corrected values and the kernel's own
+        output o [B, T, Hv, V] (capture/deltanet/contribution.py); v_new is dropped afterwards."""
+        v_new, call.v_new = call.v_new, None
+        parts = call_contributions(call, self.contribution, v_new, output.detach())
+        if parts is not None:
+            self._contributions.setdefault(call.layer, []).append(parts)
+
     def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int], states=None):
         """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device.
         states: (kernel keys, h, v_new, chunk size) from the model's own fla recursion (path "fla")."""
@@ -275,7 +301,8 @@ class DeltaNetRecorder:
             chunk_size, readouts = min(64, call.value.shape[1]), pairs is not None or bool(snaps)
             stats = chunked_kda_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state,
                                             chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm,
-                                            return_chunk_states=readouts)
+                                            return_chunk_states=readouts or self._wants_contribution(call))
+            call.v_new = stats.v_new if self._wants_contribution(call) else None
             if not readouts:
                 return stats
             extra = kda_readouts_from_chunk_states(call.key, call.value, call.g, stats.chunk_states, stats.v_new,
@@ -283,18 +310,23 @@ class DeltaNetRecorder:
             return dataclasses.replace(stats, **extra)
         if states is not None:
             kn, h, v_new, chunk_size = states
+            call.v_new = v_new if self._wants_contribution(call) else None
             return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
                                                  chunk_size=chunk_size, use_qk_l2norm=False, snapshot_spectrum=False)
         if path == "fla-recompute":
             fwd_h, g_scale = fla_for(call.value.device)
             states, v_new = fla_states.chunk_states_from_kernel(
                 fwd_h, call.key, call.value, call.g, call.beta, call.initial_state, g_scale, call.use_qk_l2norm)
+            call.v_new = v_new if self._wants_contribution(call) else None
             return state_norms_from_chunk_states(call.key, call.g, states, v_new, call.value, pairs, snaps,
                                                  chunk_size=fla_states.CHUNK_SIZE, use_qk_l2norm=call.use_qk_l2norm,
                                                  snapshot_spectrum=False)
-        return chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
-                                   snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm,
-                                   snapshot_spectrum=False)
+        wanted = self._wants_contribution(call)
+        stats = chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
+                                    snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm,
+                                    snapshot_spectrum=False, return_chunk_states=wanted)
+        call.v_new = stats.v_new if wanted else None
+        return stats
 
     def _observe(self, call: KernelCall, path: str, states=None) -> None:
         """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
@@ -309,17 +341,19 @@ class DeltaNetRecorder:
         gates = gate_stats(g, beta)
         norm = stats.state_norm  # [B, T, H] fp32
         record = {"path": path, "rows": B * T, "positions": (call.start + torch.arange(T)).repeat(B)}
-        for name, x, extreme in (("state_norm", norm, "max"), ("decay", gates.decay, "min"), ("beta", beta, "max"),
+        for name, x, extreme in (("state_norm", norm, "max"), ("beta", beta, "max"),
                                  ("half_life", gates.half_life, "max")):  # each [B, T, H] -> [B*T] over heads
             record[f"{name}_mean"] = x.mean(-1).reshape(-1)
-            record[f"{name}_{extreme}"] = (x.amax(-1) if extreme == "max" else x.amin(-1)).reshape(-1)
+            record[f"{name}_{extreme}"] = x.amax(-1).reshape(-1)
+        record["decay_mean"] = gates.decay.mean(-1).reshape(-1)
+        record["log_decay_min"] = g.amin(-1).reshape(-1)  # the fastest-forgetting head's g: exp() on read
         # per-head rows: every token ("per_head") or positions divisible by the stride
         stride = 1 if self.settings.deltanet_heads == "per_head" else self.settings.deltanet_head_stride
         if stride:
-            first = (-call.start) % stride
-            local = torch.arange(first, T, stride)
+            first = (-call.start) % stride  # first sampled token of this call; may lie past a short call's end
+            local = torch.arange(first, max(first, T), stride)  # empty then (a decode step between samples)
             record["head_rows"] = (torch.arange(B)[:, None] * T + local[None, :]).reshape(-1)
-            for name, x in zip(PER_HEAD, (norm, gates.decay, beta, gates.half_life)):
+            for name, x in zip(PER_HEAD, (norm, g, beta, gates.half_life)):
                 record[f"head_{name}"] = x[:, first::stride].reshape(-1, H)
         else:
             record["head_rows"] = torch.zeros(0, dtype=torch.long)
@@ -334,11 +368,10 @@ class DeltaNetRecorder:
         if self.recall_pairs is not None:
             record["recall_pairs"] = self.recall_pairs
             P = self.recall_pairs.shape[0]
-            if pairs is None:
-                record["recall_rel_err"] = record["recall_cos"] = norm.new_full((P, B * T, H), float("nan"))
-            else:
-                record["recall_rel_err"] = stats.recall_rel_err.transpose(0, 1).reshape(P, B * T, H)
-                record["recall_cos"] = stats.recall_cos.transpose(0, 1).reshape(P, B * T, H)
+            for name in RECALL_FIELDS:  # [B, P, T, H] -> [P, B*T, H]
+                value = None if pairs is None else getattr(stats, name)
+                record[name] = (norm.new_full((P, B * T, H), float("nan")) if value is None
+                                else value.transpose(0, 1).reshape(P, B * T, H))
         record["snapshot_rows"] = (torch.arange(B)[:, None] * T + torch.tensor(snaps, dtype=torch.long)).reshape(-1)
         if snaps:  # spectra are computed on the host at collect (an SVD per head is slow on the GPU)
             record["snapshot_states"] = stats.snapshot_states.reshape(-1, *stats.snapshot_states.shape[2:])
@@ -373,7 +406,7 @@ class DeltaNetRecorder:
                  "snapshot_states"]
         fields = {name: stacked(name) for name in names}
         if has_recall:
-            fields["recall_rel_err"], fields["recall_cos"] = stacked("recall_rel_err", 1), stacked("recall_cos", 1)
+            fields.update({name: stacked(name, 1) for name in RECALL_FIELDS})
         host = to_host(fields)
         eff_rank, top_sv = state_spectrum(host.pop("snapshot_states"))  # [L, Q, H, K, V] -> [L, Q, H] each
         paths = sorted({r["path"] for r in first})
@@ -387,15 +420,40 @@ class DeltaNetRecorder:
             segment_tokens=torch.cat([r["segment_tokens"] for r in first]),
             **{f"segment_{name}": host[f"segment_{name}"] for name in SEGMENT_SUMS},
             recall_pairs=first[0]["recall_pairs"] if has_recall else None,
-            recall_rel_err=host.get("recall_rel_err"),
-            recall_cos=host.get("recall_cos"),
+            **{name: host.get(name) for name in RECALL_FIELDS},
             snapshot_rows=rows("snapshot_rows"),
             snapshot_eff_rank=eff_rank,
             snapshot_top_sv=top_sv,
             path="+".join(paths),
+            **self._collect_contributions(layers),
         )
         self._records.clear()
         return capture
+
+    def _collect_contributions(self, layers: list[int]) -> dict:
+        """The DeltaNetCapture contribution_* fields ({} without contributions), cleared. Rows R: per analysed call,
+        batch row b and query row q (b*Q + q within a call)."""
+        found, self._contributions = self._contributions, {}
+        if not found:
+            return {}
+        if sorted(found) != layers:
+            raise RuntimeError(f"needle contribution for DeltaNet layers {sorted(found)} of {layers}")
+        first = found[layers[0]]
+        spans = first[0]["spans"]
+        if any(part["spans"] != spans for parts in found.values() for part in parts):
+            raise RuntimeError("needle contribution spans changed between forward calls of one collect")
+
+        def stacked(name: str, rows_dim: int) -> torch.Tensor:  # [L, ..., R, H]: batch and query rows flattened
+            per_layer = [torch.cat([p[name].flatten(rows_dim, rows_dim + 1) for p in found[layer]], rows_dim)
+                         for layer in layers]
+            return torch.stack(per_layer).float()
+
+        fields = {"contribution_norm_ratio": stacked("norm_ratio", 1), "contribution_projection": stacked("projection", 1)}
+        for name in ("rest_norm_ratio", "rest_projection", "output_norm"):
+            fields[f"contribution_{name}"] = stacked(name, 0)
+        host = to_host(fields)
+        positions = torch.cat([p["positions"].repeat(p["output_norm"].shape[0]) for p in first])
+        return {"contribution_spans": list(spans), "contribution_positions": positions, **host}
 
 
 def deltanet_layers(model: torch.nn.Module, adapter) -> dict[int, torch.nn.Module]:

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .naive import (StateStats, check_positions, check_recall_pairs, kernel_qk, l2norm, recall_metrics,
+from .naive import (StateStats, check_positions, check_recall_pairs, kernel_qk, l2norm, recall_metrics, retention_metrics,
                     state_spectrum)
 
 
@@ -87,6 +87,8 @@ def _assemble(norm_sq, readout, seq_len, pairs, v_target) -> dict:
         metrics = recall_metrics(r, v_target[..., None, :])  # each [B, H, P, T]
         for name, x in zip(("recall_rel_err", "recall_cos", "recall_readout_norm"), metrics):
             out[name] = x.permute(0, 2, 3, 1).masked_fill(early[None, :, :, None], math.nan)
+        kept = retention_metrics(r, pairs[:, 0])  # [B, H, P, T] each
+        out["recall_retention_cos"], out["recall_retention_ratio"] = (x.permute(0, 2, 3, 1) for x in kept)
     return out
 
 

@@ -20,7 +20,7 @@ import torch
 from .chunked import _to_chunks
 from .kda_chunked import _kda_decay_tensor
 from .kda_naive import check_kda_shapes
-from .naive import StateStats, check_positions, check_recall_pairs, kernel_k, recall_metrics, state_spectrum
+from .naive import StateStats, check_positions, check_recall_pairs, kernel_k, recall_metrics, retention_metrics, state_spectrum
 
 
 def _recall_fields(readout: torch.Tensor, target: torch.Tensor, pairs: torch.Tensor) -> dict:
@@ -31,6 +31,8 @@ def _recall_fields(readout: torch.Tensor, target: torch.Tensor, pairs: torch.Ten
     fields = {}
     for name, x in (("recall_rel_err", rel_err), ("recall_cos", cos), ("recall_readout_norm", r_norm)):
         fields[name] = x.masked_fill(early[None, :, :, None], math.nan)
+    kept = retention_metrics(readout.permute(0, 3, 1, 2, 4), pairs[:, 0])  # [B, Hv, P, T] each
+    fields["recall_retention_cos"], fields["recall_retention_ratio"] = (x.permute(0, 2, 3, 1) for x in kept)
     return fields
 
 

@@ -14,6 +14,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 
+from ..decay import decay_factor, half_life
+
 
 @dataclass(frozen=True)
 class StateStats:
@@ -25,6 +27,10 @@ class StateStats:
     recall_rel_err:      [B, P, T, Hv]   ||r - v_p|| / ||v_p||, r = S_t^T khat_p; NaN for t < key position.
     recall_cos:          [B, P, T, Hv]   cosine(r, v_p), 0 where r = 0; NaN for t < key position.
     recall_readout_norm: [B, P, T, Hv]   ||r|| (units of v); NaN for t < key position.
+    recall_retention_cos:   [B, P, T, Hv]  cosine(r_t, r_key): the readout against the one right after the key was
+                            written (what the state held for the key then, not the raw v: one delta-rule write gives
+                            r_key = (1 - beta) old + beta v, so rel_err is ~1 - beta even with perfect memory).
+    recall_retention_ratio: [B, P, T, Hv]  ||r_t|| / ||r_key|| (1 = kept at full strength, 0 = forgotten).
     snapshot_states:     [B, n_snap, Hv, K, V]  S_t at the requested positions.
     snapshot_eff_rank:   [B, n_snap, Hv] exp(entropy of s_i / sum s), 0 for an all-zero state.
     snapshot_top_sv:     [B, n_snap, Hv] largest singular value.
@@ -38,6 +44,8 @@ class StateStats:
     recall_rel_err: torch.Tensor | None = None
     recall_cos: torch.Tensor | None = None
     recall_readout_norm: torch.Tensor | None = None
+    recall_retention_cos: torch.Tensor | None = None
+    recall_retention_ratio: torch.Tensor | None = None
     snapshot_states: torch.Tensor | None = None
     snapshot_eff_rank: torch.Tensor | None = None
     snapshot_top_sv: torch.Tensor | None = None
@@ -59,9 +67,7 @@ def gate_stats(g: torch.Tensor, beta: torch.Tensor) -> GateStats:
 
     half_life is the number of tokens after which an untouched memory has decayed to half: exp(g * h) = 1/2.
     """
-    neg = -g
-    half_life = torch.where(neg > 0, math.log(2.0) / neg, torch.full_like(g, math.inf))
-    return GateStats(decay=g.exp(), half_life=half_life, beta=beta)
+    return GateStats(decay=decay_factor(g), half_life=half_life(g), beta=beta)
 
 
 def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -120,6 +126,21 @@ def recall_metrics(readout: torch.Tensor, target: torch.Tensor) -> tuple[torch.T
     return rel_err, cos, r_norm
 
 
+def retention_metrics(readout: torch.Tensor, key_positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retention of planted keys relative to what was written. readout: [..., P, T, V] r_t = S_t^T khat_p for every
+    token t; key_positions: [P] -> (cos, ratio), each [..., P, T]: cosine(r_t, r_key) (0 where either is 0) and
+    ||r_t|| / ||r_key|| (NaN where r_key = 0), with r_key the readout right after the key's own write; NaN for
+    t < key position."""
+    P, T = readout.shape[-3], readout.shape[-2]
+    index = key_positions.to(readout.device).reshape(P, 1, 1).expand(*readout.shape[:-2], 1, readout.shape[-1])
+    at_key = readout.gather(-2, index)  # [..., P, 1, V]
+    _, cos, r_norm = recall_metrics(readout, at_key)
+    key_norm = at_key.norm(dim=-1)  # [..., P, 1]
+    ratio = torch.where(key_norm > 0, r_norm / key_norm.clamp_min(torch.finfo(key_norm.dtype).tiny), math.nan)
+    early = torch.arange(T, device=readout.device)[None, :] < key_positions.to(readout.device)[:, None]  # [P, T]
+    return cos.masked_fill(early, math.nan), ratio.masked_fill(early, math.nan)
+
+
 def state_spectrum(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """states: [..., K, V] -> (effective rank, top singular value), each [...].
 
@@ -169,7 +190,7 @@ def naive_state_stats(
     if pairs is not None:
         khat = kn[:, pairs[:, 0]]  # [B, P, Hv, K]
         v_target = v[:, pairs[:, 1]]  # [B, P, Hv, V]
-        recall = []
+        recall, readouts = [], []
     positions = check_positions(snapshot_positions, T)
     snaps = {}
 
@@ -182,7 +203,8 @@ def naive_state_stats(
         outs.append(torch.einsum("bhkv,bhk->bhv", S, qn[:, t]))
         norms.append(S.flatten(-2).norm(dim=-1))
         if pairs is not None:
-            recall.append(recall_metrics(torch.einsum("bhkv,bphk->bphv", S, khat), v_target))
+            readouts.append(torch.einsum("bhkv,bphk->bphv", S, khat))  # [B, P, Hv, V]
+            recall.append(recall_metrics(readouts[-1], v_target))
         if t in positions:
             snaps[t] = S.clone()
 
@@ -192,6 +214,8 @@ def naive_state_stats(
         for name, i in (("recall_rel_err", 0), ("recall_cos", 1), ("recall_readout_norm", 2)):
             x = torch.stack([m[i] for m in recall], 2)  # [B, P, T, Hv]
             stats[name] = x.masked_fill(early[None, :, :, None], math.nan)
+        kept = retention_metrics(torch.stack(readouts, 3).transpose(1, 2), pairs[:, 0])  # [B, Hv, P, T] each
+        stats["recall_retention_cos"], stats["recall_retention_ratio"] = (x.permute(0, 2, 3, 1) for x in kept)
     if positions:
         states = torch.stack([snaps[t] for t in positions], 1)  # [B, n_snap, Hv, K, V]
         stats["snapshot_states"] = states

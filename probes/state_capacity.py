@@ -1,0 +1,44 @@
+"""State capacity: multi-query associative recall with 1...64 planted pairs; per DeltaNet layer, the retention of
+each planted key as more keys are written after it (workbench/probes/state_capacity.py).
+
+    python probes/state_capacity.py --out traces/long_context                # nano, CPU
+    python probes/state_capacity.py --model /models/Qwen3-Next-80B-A3B-Instruct --device-map auto --dtype bfloat16 \
+        --pairs 1 4 16 64 128 256 --contexts 0 8192 32768 --prompts 4 --deltanet-path fla --out traces/long_context
+
+Prompts are held-out nano records (seed space nano-heldout). Appends one run with table state_capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.loading import load_model
+from workbench.probes.state_capacity import NANO_CONTEXTS, NANO_PAIRS, run_state_capacity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="nano")
+    parser.add_argument("--out", required=True, help="trace folder to append the run to")
+    parser.add_argument("--pairs", type=int, nargs="+", default=list(NANO_PAIRS), help="pair counts")
+    parser.add_argument("--contexts", type=int, nargs="+", default=list(NANO_CONTEXTS),
+                        help="prompt lengths; 0 = pairs back to back")
+    parser.add_argument("--prompts", type=int, default=2, help="held-out prompts per cell")
+    parser.add_argument("--queries", type=int, default=8, help="queries per prompt (at most the pairs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--device-map", default=None)
+    args = parser.parse_args()
+    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
+                                       args.seed, args.deltanet_path)
+    df = table.to_pandas()
+    print(f"run {run_id}: {len(df)} rows")
+    print(df.groupby(["context_length", "pairs"]).accuracy.first().unstack().to_string())
+    print(df.groupby(["layer", "pairs"]).retention_ratio.mean().unstack().round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
