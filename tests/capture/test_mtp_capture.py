@@ -88,11 +88,12 @@ def test_a_checkpoint_without_mtp_is_refused_in_one_line(next_checkpoint, tmp_pa
 def test_cli_traces_mtp(mtp_checkpoint, tmp_path):
     import duckdb
 
+    con = duckdb.connect()  # its own connection: another test can leave a result pending on the default one
     out = tmp_path / "trace"
     result = CliRunner().invoke(app, ["trace", "--model", str(mtp_checkpoint), "--text", "hello there, model",
                                       "--out", str(out), "--mtp"])
     assert result.exit_code == 0, result.output
-    rows = duckdb.sql(f"select count(*), min(position), max(position) from read_parquet('{out}/mtp/**/*.parquet')")
+    rows = con.sql(f"select count(*), min(position), max(position) from read_parquet('{out}/mtp/**/*.parquet')")
     n, lo, hi = rows.fetchall()[0]
-    tokens = duckdb.sql(f"select count(*) from read_parquet('{out}/tokens/**/*.parquet')").fetchall()[0][0]
+    tokens = con.sql(f"select count(*) from read_parquet('{out}/tokens/**/*.parquet')").fetchall()[0][0]
     assert (n, lo, hi) == (tokens - 1, 0, tokens - 2)

@@ -27,8 +27,9 @@ def test_probe_writes_and_reports(mtp_checkpoint, tmp_path, capsys):
     load_script().main(["--model", str(mtp_checkpoint), "--prompts", str(prompts), "--out", str(out),
                         "--dtype", "float32"])
     printed = capsys.readouterr().out
+    con = duckdb.connect()  # its own connection: another test can leave a result pending on the default one
     assert "by_label" in printed and "routing_overlap" in printed
-    rows = duckdb.sql(f"select seq_id, avg(accepted::int) from read_parquet('{out}/mtp/**/*.parquet') group by all")
+    rows = con.sql(f"select seq_id, avg(accepted::int) from read_parquet('{out}/mtp/**/*.parquet') group by all")
     per_seq = dict(rows.fetchall())
     assert set(per_seq) == {"p0", "p1", "p2"}
     from workbench.analysis.db import Scope, TraceDB
@@ -37,7 +38,7 @@ def test_probe_writes_and_reports(mtp_checkpoint, tmp_path, capsys):
     db = TraceDB(out)
     run_id = db.trace.manifests()[0]["run_id"]
     by_label = acceptance_by_label(db, Scope(run_id)).set_index("label")
-    counts = dict(duckdb.sql(f"select seq_id, count(*) from read_parquet('{out}/mtp/**/*.parquet') group by all")
+    counts = dict(con.sql(f"select seq_id, count(*) from read_parquet('{out}/mtp/**/*.parquet') group by all")
                   .fetchall())
     want_a = (per_seq["p0"] * counts["p0"] + per_seq["p2"] * counts["p2"]) / (counts["p0"] + counts["p2"])
     assert by_label.loc["a", "accepted"] == pytest.approx(want_a)
