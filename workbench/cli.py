@@ -60,6 +60,8 @@ def trace(
                                               "--num-gpus, or 2 CPU workers)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--engine ray: an existing cluster's address "
                                               "(default: a local ray.init())."),
+    gpus_per_replica: int = typer.Option(1, "--gpus-per-replica", min=1, help="--engine ray: GPUs each model replica "
+                                         "spans (device_map auto over them), for a model larger than one GPU."),
 ):
     """Trace prompts through a model and append one run to OUT."""
     from .adapters import UnsupportedArchitecture
@@ -84,8 +86,8 @@ def trace(
         check_load_options(dtype, device, device_map)
         if engine not in ("local", "ray"):
             raise ValueError(f"--engine must be 'local' or 'ray', got {engine!r}")
-        if engine == "local" and (num_gpus or num_workers or ray_address):
-            raise ValueError("--num-gpus, --num-workers and --ray-address need --engine ray")
+        if engine == "local" and (num_gpus or num_workers or ray_address or gpus_per_replica != 1):
+            raise ValueError("--num-gpus, --num-workers, --gpus-per-replica and --ray-address need --engine ray")
     except ValueError as error:
         _fail(str(error))
     load_options = dict(dtype=dtype, device=device, device_map=device_map, trust_remote_code=trust_remote_code,
@@ -102,7 +104,8 @@ def trace(
 
             summary = trace_with_ray(model, load_options, prompt_list, out, settings, max_tokens=max_tokens,
                                      batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume,
-                                     num_gpus=num_gpus, num_workers=num_workers, address=ray_address)
+                                     num_gpus=num_gpus, num_workers=num_workers, address=ray_address,
+                                     gpus_per_replica=gpus_per_replica)
         else:
             loaded = load_model(model, **load_options)
             summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens,
