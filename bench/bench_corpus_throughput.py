@@ -20,6 +20,7 @@ import json
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,13 +41,14 @@ def load(args):
         from workbench.loading import load_model
 
         return load_model("nano", dtype=args.dtype, device=args.device)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the slice builder of bench_capture_overhead.py
     from bench_capture_overhead import build_slice
 
     from workbench.adapters import get_adapter
     from workbench.loading import LoadedModel
     from workbench.testing.toy import byte_tokenizer
 
-    args.vocab, args.layers, args.dims = 1024, args.layers, args.dims
+    args.vocab = 1024
     model, _ = build_slice(args, torch.device(args.device), getattr(torch, args.dtype))
     return LoadedModel(model, byte_tokenizer(), get_adapter("Qwen3NextForCausalLM"), "slice", "memory", None)
 
