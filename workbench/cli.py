@@ -49,6 +49,21 @@ def trace(
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
+    batch_tokens: Optional[int] = typer.Option(None, "--batch-tokens", min=1, help="Run prompts in right-padded "
+                                               "batches of up to N tokens (rows x longest prompt); default batch 1."),
+    part_tokens: int = typer.Option(131072, "--part-tokens", min=1, help="Commit a part every N traced tokens (a run "
+                                    "that dies keeps its committed parts)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue run RUN_ID of OUT that stopped, skipping its "
+                                         "committed prompts (same model, prompts and capture options)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (Ray Data actor pool)."),
+    num_gpus: int = typer.Option(0, "--num-gpus", min=0, help="--engine ray: one model replica per GPU (0: CPU "
+                                 "workers)."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", min=1, help="--engine ray: replicas (default: "
+                                              "--num-gpus, or 2 CPU workers)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--engine ray: an existing cluster's address "
+                                              "(default: a local ray.init())."),
+    gpus_per_replica: int = typer.Option(1, "--gpus-per-replica", min=1, help="--engine ray: GPUs each model replica "
+                                         "spans (device_map auto over them), for a model larger than one GPU."),
 ):
     """Trace prompts through a model and append one run to OUT."""
     from .adapters import UnsupportedArchitecture
@@ -57,8 +72,8 @@ def trace(
     from .prompts import PromptFileError, prompt_from_text, read_prompts
     from .spans import SpanError
     from .trace import TraceFolderError
-    from .trace.folder import prepare_for_append
-    from .tracing import trace_prompts
+    from .trace.folder import check_for_append
+    from .tracing import TraceInterrupted, trace_prompts
 
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
@@ -71,18 +86,60 @@ def trace(
                                    deltanet_path=deltanet_path, mtp=mtp)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
+        if engine not in ("local", "ray"):
+            raise ValueError(f"--engine must be 'local' or 'ray', got {engine!r}")
+        if engine == "local" and (num_gpus or num_workers or ray_address or gpus_per_replica != 1):
+            raise ValueError("--num-gpus, --num-workers, --gpus-per-replica and --ray-address need --engine ray")
     except ValueError as error:
         _fail(str(error))
+    load_options = dict(dtype=dtype, device=device, device_map=device_map, trust_remote_code=trust_remote_code,
+                        revision=revision, allow_download=allow_download)
     try:
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
-        prepare_for_append(out)  # check the folder before spending time on the model
-        loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
-                            trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
-        summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens)
+        check_for_append(out)  # check the folder (creating nothing) before spending time on the model
+        if resume is not None:
+            from .trace.writer import check_resumable, read_manifest
+
+            check_resumable(out, resume, read_manifest(out, resume) if out.is_dir() else None)
+        if engine == "ray":
+            from .engine.ray_engine import trace_with_ray
+
+            summary = trace_with_ray(model, load_options, prompt_list, out, settings, max_tokens=max_tokens,
+                                     batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume,
+                                     num_gpus=num_gpus, num_workers=num_workers, address=ray_address,
+                                     gpus_per_replica=gpus_per_replica)
+        else:
+            loaded = load_model(model, **load_options)
+            summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens,
+                                    batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume)
+    except TraceInterrupted as stopped:
+        typer.secho(str(stopped), fg=typer.colors.YELLOW, err=True)
+        if stopped.summary is not None:
+            typer.secho(f"committed parts are readable in {out}; resume with: {_resume_command(stopped.summary.run_id)}",
+                        err=True)
+        raise typer.Exit(code=130)
     except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
-            CaptureError) as error:
+            CaptureError, ValueError) as error:
         _fail(str(error))
-    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}")
+    skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
+    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}{skipped}")
+
+
+def _resume_command(run_id: str) -> str:
+    """This command line with `--resume RUN_ID` (replacing one given)."""
+    import shlex
+
+    args, kept, skip = sys.argv[1:], [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--resume":
+            skip = True
+            continue
+        if not arg.startswith("--resume="):
+            kept.append(arg)
+    return " ".join(["workbench", *map(shlex.quote, kept), "--resume", run_id])
 
 
 @app.command()

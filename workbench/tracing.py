@@ -1,15 +1,31 @@
-"""Trace prompts end to end: tokenize, forward under `capture`, write one run to a trace folder."""
+"""Trace prompts end to end: tokenize, forward under `capture` (in right-padded batches), commit parts of one run.
+
+Batches (`batch_tokens`): prompts sorted by length are grouped so that rows x longest row <= batch_tokens, and each
+batch runs as one right-padded forward with no attention mask. Padding never changes a real token's values: every
+layer is causal (attention row t reads keys <= t; the DeltaNet recurrence S_t = f(S_{t-1}, token t) and its causal
+conv read tokens <= t; routing, norms and MLPs are per token), and padding sits after the last real token of its
+row, so the real tokens compute exactly what they compute at batch 1 (tests/test_tracing_batches.py compares every
+table against batch-1 traces). Rotary positions are 0..T-1 in every row, as at batch 1. The padding's own rows are
+cut off before any table is built (SequenceInfo.rows). Prompts a recorder cannot batch (DeltaNet recall pairs,
+snapshots counted from the end; a recorder without `begin_batch`) run alone.
+
+Parts: rows of finished prompts are committed every `part_tokens` tokens (TraceWriter.commit_part), so a run that
+dies keeps its committed prompts and `resume=<run_id>` continues it. Ctrl-C (SIGINT) stops at the next batch
+boundary: what ran is committed and TraceInterrupted says what was kept.
+"""
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .capture import CaptureSettings, SequenceInfo, capture
 from .loading import LoadedModel
@@ -18,8 +34,10 @@ from .spans import encode, prompt_token_spans
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.attention_tables import spans_table
 from .trace.tables import tokens_table
+from .trace.writer import read_manifest
 
 PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
+PART_TOKENS = 131_072  # tokens of finished prompts per committed part
 
 
 def package_versions() -> dict[str, str | None]:
@@ -60,8 +78,20 @@ def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records:
 class RunSummary:
     run_id: str
     manifest_path: Path
-    num_sequences: int
+    num_sequences: int  # prompts the run holds (all parts, earlier sessions of a resumed run included)
     num_tokens: int
+    traced_sequences: int = 0  # prompts this call ran
+    skipped: list[str] = field(default_factory=list)  # prompt ids already committed (resume)
+
+
+class TraceInterrupted(Exception):
+    """Ctrl-C stopped a trace at a batch boundary; `summary` says what the run holds (committed, resumable)."""
+
+    def __init__(self, summary: RunSummary | None, remaining: int):
+        self.summary, self.remaining = summary, remaining
+        kept = "nothing was committed" if summary is None else (
+            f"run {summary.run_id} keeps {summary.num_sequences} prompts ({summary.num_tokens} tokens)")
+        super().__init__(f"interrupted: {kept}; {remaining} prompts not traced")
 
 
 def _tokenizer_facts(tokenizer) -> dict:
@@ -72,6 +102,98 @@ def _tokenizer_facts(tokenizer) -> dict:
     }
 
 
+@dataclass
+class Encoded:
+    """One prompt ready to run: token ids (truncated), spans in tokens, and its manifest record."""
+
+    index: int
+    prompt: Prompt
+    token_ids: list[int]
+    spans: list
+
+    def sequence(self, row: int = 0, padded_tokens: int | None = None) -> SequenceInfo:
+        return SequenceInfo(self.prompt.id, len(self.token_ids), self.spans, row, padded_tokens)
+
+    def record(self) -> dict:
+        p = self.prompt
+        return {"id": p.id, "label": p.label, "num_tokens": len(self.token_ids), "text": p.text, **p.extra}
+
+
+def encode_prompts(tokenizer, prompts: list[Prompt], max_tokens: int | None) -> list[Encoded]:
+    """Tokenize every prompt before anything runs: an empty prompt or a bad span fails before the first forward."""
+    encoded = []
+    for index, prompt in enumerate(prompts):
+        token_ids = encode(tokenizer, prompt.text)
+        if max_tokens is not None:
+            token_ids = token_ids[:max_tokens]
+        if not token_ids:
+            raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+        spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
+        encoded.append(Encoded(index, prompt, token_ids, spans))
+    return encoded
+
+
+def plan_batches(lengths: list[int], batch_tokens: int | None, alone: list[bool]) -> list[list[int]]:
+    """Indices of each batch: none (batch_tokens None) = one prompt per batch in file order; else prompts sorted by
+    length (longest first, stable) packed while rows x longest <= batch_tokens, and `alone` prompts on their own."""
+    if not batch_tokens:
+        return [[i] for i in range(len(lengths))]
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        if alone[i]:
+            batches.append([i])
+            continue
+        if current and (len(current) + 1) * lengths[current[0]] > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@contextmanager
+def stop_on_sigint():
+    """First Ctrl-C sets the returned event (the trace stops at the next batch boundary); a second one raises
+    KeyboardInterrupt at once (what is not committed is dropped). Outside the main thread: an event nobody sets."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nCtrl-C: stopping after the current batch and committing it (Ctrl-C again drops it)", flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_resume(manifest: dict, settings: CaptureSettings, loaded: LoadedModel, max_tokens, prompts) -> set[str]:
+    """The committed prompt ids of a run to resume, after checking it was traced the same way."""
+    if CaptureSettings.from_dict(manifest["capture"]) != settings:
+        raise ValueError(f"run {manifest['run_id']} was traced with capture settings {manifest['capture']}; resume it "
+                         "with the same capture options")
+    if manifest["model"].get("config_hash") != loaded.describe().get("config_hash"):
+        raise ValueError(f"run {manifest['run_id']} was traced with model {manifest['model'].get('source')} "
+                         f"(config hash {manifest['model'].get('config_hash')}); resume it with the same --model")
+    if manifest.get("max_tokens") != max_tokens:
+        raise ValueError(f"run {manifest['run_id']} was traced with max_tokens {manifest.get('max_tokens')}; resume "
+                         "it with the same --max-tokens")
+    committed = {p["id"] for p in manifest["prompts"]}
+    unknown = committed - {p.id for p in prompts}
+    if unknown:
+        raise ValueError(f"run {manifest['run_id']} holds prompts not in the given prompts ({sorted(unknown)[:3]}...): "
+                         "resume it with the same prompts file")
+    return committed
+
+
 @torch.inference_mode()
 def trace_prompts(
     loaded: LoadedModel,
@@ -80,39 +202,102 @@ def trace_prompts(
     settings: CaptureSettings | None = None,
     max_tokens: int | None = None,
     progress: bool = True,
+    batch_tokens: int | None = None,
+    part_tokens: int = PART_TOKENS,
+    resume: str | None = None,
+    run_id: str | None = None,
+    join: bool = False,
+    writer_tag: str | None = None,
 ) -> RunSummary:
-    """Run every prompt (one sequence per forward, no padding) and append one run to `out`.
+    """Run every prompt and append one run to `out`, committing a part every `part_tokens` tokens.
 
-    Nothing reaches `out` until every prompt has run: an error leaves earlier runs untouched.
+    batch_tokens: right-padded batches of up to this many tokens (rows x longest row); None = batch 1.
+    resume: the run id of a run that stopped; its committed prompts are skipped. join + run_id: add parts to a run
+    another process started (distributed engine; the caller finishes it); writer_tag names this call's part files. An error before the first part leaves
+    `out` as it was; an error later keeps the committed parts (resumable). Ctrl-C raises TraceInterrupted.
     """
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ValueError(f"max_tokens must be an integer >= 1 (or None), got {max_tokens!r}")  # [:-n] would cut the end
+    for name, value in (("max_tokens", max_tokens), ("batch_tokens", batch_tokens)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1 (or None), got {value!r}")  # [:-n] would cut the end
     settings = settings or CaptureSettings()
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
-    num_tokens = 0
     started = datetime.now(timezone.utc)
-    prompt_records = []
-    with TraceWriter(out) as writer, capture(model, settings, loaded.adapter) as run:
-        for prompt in tqdm(prompts, desc="tracing", unit="prompt", disable=not progress):
-            token_ids = encode(tokenizer, prompt.text)
-            if max_tokens is not None:
-                token_ids = token_ids[:max_tokens]
-            if not token_ids:
-                raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
-            spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
-            if spans:
-                writer.add("spans", spans_table(prompt.id, spans))
-            sequence = SequenceInfo(prompt.id, len(token_ids), spans)
-            run.begin_sequence(sequence)
-            model(input_ids=torch.tensor([token_ids], device=device), use_cache=False)
-            tokens = tokenizer.convert_ids_to_tokens(token_ids)
-            writer.add("tokens", tokens_table(prompt.id, token_ids, tokens, prompt.label))
-            for table, data in run.tables(sequence).items():
-                writer.add(table, data)
-            num_tokens += len(token_ids)
-            prompt_records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(token_ids),
-                                   "text": prompt.text, **prompt.extra})
-        manifest = run_manifest(loaded, settings, prompt_records, started)
-        path = writer.commit(manifest)
-        return RunSummary(writer.run_id, path, len(prompts), num_tokens)
+    encoded = encode_prompts(tokenizer, prompts, max_tokens)
+    with TraceWriter(out, run_id=resume or run_id, resume=resume is not None, join=join,
+                     tag=writer_tag) as writer, \
+            capture(model, settings, loaded.adapter) as run, stop_on_sigint() as stop:
+        skipped: set[str] = set()
+        if resume is not None:
+            skipped = check_resume(read_manifest(writer.root, writer.run_id), settings, loaded, max_tokens, prompts)
+        todo = [e for e in encoded if e.prompt.id not in skipped]
+        alone = [not run.batchable(e.sequence()) for e in todo]
+        batches = plan_batches([len(e.token_ids) for e in todo], batch_tokens, alone)
+        base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pending: list[dict] = []
+        done = 0
+        bar = _progress(len(todo), progress)
+        for batch in batches:
+            rows = [todo[i] for i in batch]
+            width = max(len(e.token_ids) for e in rows)
+            sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            for b, e in enumerate(rows):
+                ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
+            run.begin_batch(sequences)
+            model(input_ids=ids.to(device), use_cache=False)  # no attention mask: causal, padding on the right
+            for e, tables in zip(rows, run.batch_tables(sequences)):
+                if e.spans:
+                    writer.add("spans", spans_table(e.prompt.id, e.spans))
+                writer.add("tokens", tokens_table(e.prompt.id, e.token_ids, tokenizer.convert_ids_to_tokens(e.token_ids),
+                                                  e.prompt.label))
+                for table, data in tables.items():
+                    writer.add(table, data)
+                pending.append(e.record())
+            done += len(rows)
+            bar.update(len(rows))
+            if sum(r["num_tokens"] for r in pending) >= part_tokens or stop.is_set():
+                writer.commit_part(pending, base)
+                pending = []
+            if stop.is_set():
+                break
+        bar.close()
+        if pending:
+            writer.commit_part(pending, base)
+        manifest = read_manifest(writer.root, writer.run_id)
+        if stop.is_set() and done < len(todo):
+            writer.close()
+            summary = None if manifest is None else _summary(writer, manifest, done, skipped)
+            raise TraceInterrupted(summary, len(todo) - done)
+        if join:
+            writer.close()
+            return _summary(writer, manifest, done, skipped)
+        if manifest is None:  # resumed a run whose prompts were all committed: nothing new ran
+            raise RuntimeError(f"run {writer.run_id} has no committed part")
+        path = writer.finish(order=[p.id for p in prompts])
+        return _summary(writer, read_manifest(writer.root, writer.run_id), done, skipped, path)
+
+
+def _summary(writer: TraceWriter, manifest: dict | None, done: int, skipped: set[str], path=None) -> RunSummary:
+    from .trace.folder import manifest_path
+
+    prompts = manifest["prompts"] if manifest else []
+    return RunSummary(writer.run_id, path or manifest_path(writer.root, writer.run_id), len(prompts),
+                      sum(p["num_tokens"] for p in prompts), done, sorted(skipped))
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="tracing", unit="prompt")

@@ -90,7 +90,8 @@ def test_append_keeps_first_run_intact(loaded, tmp_path):
 
 
 def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
-    """The second prompt fails after the first one's parts were already written to staging (one row per part)."""
+    """The second prompt fails after the first one's rows were already written to staging (one row per file), before
+    the run's first part was committed (tests/test_tracing_parts.py: what a later failure keeps)."""
     import functools
 
     import workbench.tracing
@@ -106,8 +107,17 @@ def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
 
     monkeypatch.setattr(TraceWriter, "_flush", flush_and_note)
     monkeypatch.setattr(workbench.tracing, "TraceWriter", functools.partial(TraceWriter, rows_per_part=1))
-    with pytest.raises(ValueError, match="no tokens"):
-        trace_prompts(loaded, [PROMPTS[0], Prompt("empty", "")], tmp_path, progress=False)
+    real_forward, calls = loaded.model.forward, []
+
+    def second_call_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "forward", second_call_fails)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trace_prompts(loaded, PROMPTS, tmp_path, progress=False)
     assert staged, "the first prompt's parts should have reached staging before the error"
     assert _files_snapshot(tmp_path) == before
     assert not (tmp_path / ".staging").exists()
@@ -144,7 +154,8 @@ def test_uncommitted_partition_is_invisible(loaded, tmp_path):
     run = trace_prompts(loaded, PROMPTS[:1], tmp_path, progress=False)
     stray = tmp_path / "tokens" / "run_id=crashed"
     stray.mkdir()
-    (tmp_path / "tokens" / f"run_id={run.run_id}" / "part-00000.parquet").replace(stray / "part-00000.parquet")
+    [part] = (tmp_path / "tokens" / f"run_id={run.run_id}").glob("part-*.parquet")
+    part.replace(stray / part.name)
     trace = open_trace(tmp_path)
     assert trace.read("tokens").num_rows == 0
     assert trace.size_bytes("tokens") == 0  # `workbench info` sizes count committed runs only

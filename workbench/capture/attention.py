@@ -14,7 +14,9 @@ layer kinds call full attention), for one forward call with Tq new tokens and Tk
      (`ops.attention_stats`, blockwise over keys, fp32).
 The model's attention output is the delegate's (sdpa or eager) unchanged; the previous implementation is
 restored by a handle that the capture context removes in `finally`.
-Assumes a pure causal mask (batch 1, or equal-length sequences without padding), as tracing runs.
+Assumes a pure causal mask. Right-padded batches (tracing.py, `begin_batch`): row b's first n_b tokens are its
+prompt and the padding after them is never a key of a real query (causal), so the statistics of row b are computed
+on query[b, :, :n_b] and key[b, :, :n_b] with the row's own spans and query rows, exactly as for batch 1.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class AttentionRecorder:
     named_positions: list[int] = field(default_factory=list)
     _stats: dict[int, list[AttentionStats]] = field(default_factory=dict, init=False, repr=False)
     _gate: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict, init=False, repr=False)
+    # right-padded batch: per row (spans, named positions, tokens); stats per layer, per row
+    batch_rows: list[tuple[list[Span], list[int], int]] | None = field(default=None, init=False, repr=False)
+    _row_stats: dict[int, list[list[AttentionStats]]] = field(default_factory=dict, init=False, repr=False)
 
     @staticmethod
     def enabled(settings) -> bool:
@@ -114,10 +119,19 @@ class AttentionRecorder:
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:
         """Measure attention mass on the prompt's spans; analyse every token of a `query: true` span as a query."""
+        self.batch_rows = None
         self.set_sequence([s.as_key_range() for s in sequence.spans],
                           [p for s in sequence.spans if s.query for p in range(s.start_token, s.end_token)])
 
-    def tables(self, record: AttentionCapture, sequence: SequenceInfo) -> dict:
+    def begin_batch(self, sequences: list[SequenceInfo]) -> None:
+        """Right-padded rows, each with its own spans, query rows and length (see the module docstring)."""
+        self.batch_rows = [([s.as_key_range() for s in seq.spans],
+                            sorted({p for s in seq.spans if s.query for p in range(s.start_token, s.end_token)}),
+                            seq.num_tokens) for seq in sequences]
+
+    def tables(self, record, sequence: SequenceInfo) -> dict:
+        if isinstance(record, list):  # a batch: one AttentionCapture per row, gates cut to the row's tokens
+            return attention_tables(sequence.seq_id, record[sequence.row])
         return attention_tables(sequence.seq_id, record)
 
     def set_sequence(self, spans: Sequence[Span] = (), query_positions: Sequence[int] = ()) -> None:
@@ -128,6 +142,15 @@ class AttentionRecorder:
 
     def attention_callback(self, layer: int):
         def record(module, query, key, scaling):
+            if self.batch_rows is not None and query.shape[-2] == key.shape[-2]:  # right-padded prefill
+                with torch.no_grad():
+                    per_row = []
+                    for b, (spans, named, n) in enumerate(self.batch_rows):
+                        rows = select_rows(0, n, self.stride, named)
+                        per_row.append(rows_attention_stats(query[b:b + 1, :, :n].detach(), key[b:b + 1, :, :n].detach(),
+                                                            rows, scaling, spans, self.top_k, self.block_size))
+                self._row_stats.setdefault(layer, []).append(per_row)
+                return
             with torch.no_grad():
                 first = key.shape[-2] - query.shape[-2]
                 rows = select_rows(first, query.shape[-2], self.stride, self.named_positions)
@@ -145,8 +168,14 @@ class AttentionRecorder:
 
         return hook
 
-    def collect(self) -> AttentionCapture | None:
-        """Everything recorded since the last collect, on the CPU (one synchronisation), then cleared."""
+    def collect(self) -> AttentionCapture | list[AttentionCapture] | None:
+        """Everything recorded since the last collect, on the CPU (one synchronisation), then cleared. After a
+        right-padded batch: one AttentionCapture per row (B = 1, gate tokens cut to the row's length)."""
+        if self._row_stats:
+            return self._collect_rows()
+        return self._collect_calls()
+
+    def _collect_calls(self) -> AttentionCapture | None:
         if not self._stats:
             return None
         layers = sorted(self._stats)
@@ -182,6 +211,22 @@ class AttentionRecorder:
         self._stats.clear()
         self._gate.clear()
         return capture
+
+
+    def _collect_rows(self) -> list[AttentionCapture]:
+        layers = sorted(self._row_stats)
+        if any(len(self._row_stats[layer]) != 1 for layer in layers):
+            raise RuntimeError("a right-padded batch is one forward call: collect after each batch")
+        captures = []
+        for b, (_, _, n) in enumerate(self.batch_rows):
+            self._stats = {layer: [self._row_stats[layer][0][b]] for layer in layers}
+            gates = self._gate
+            self._gate = {layer: [(m[b:b + 1, :n], low[b:b + 1, :n]) for m, low in calls] for layer, calls in gates.items()}
+            captures.append(self._collect_calls())
+            self._gate = gates
+        self._row_stats.clear()
+        self._gate.clear()
+        return captures
 
 
 def _restore_implementation(model: torch.nn.Module, original: str) -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import torch
 
 from ..adapters import Adapter, adapter_for_config
-from .recorder import SequenceInfo, recorders_for, remove_all
+from .recorder import SequenceInfo, batchable, recorders_for, remove_all
 from .settings import CaptureSettings
 from . import attention, deltanet, mtp, routing  # noqa: F401  (each module registers its recorder kind once)
 
@@ -46,6 +46,31 @@ class CaptureRun:
         for recorder in self.recorders.values():
             recorder.begin_sequence(sequence)
 
+    def batchable(self, sequence: SequenceInfo) -> bool:
+        """Whether every attached recorder can observe `sequence` as one row of a right-padded batch."""
+        return all(batchable(recorder, sequence) for recorder in self.recorders.values())
+
+    def begin_batch(self, sequences: list[SequenceInfo]) -> None:
+        """What the next forward call reads: one SequenceInfo per batch row (row b, padded_tokens T)."""
+        if len(sequences) == 1 and sequences[0].padded_tokens in (None, sequences[0].num_tokens):
+            self.begin_sequence(sequences[0])
+            return
+        for recorder in self.recorders.values():
+            recorder.begin_batch(sequences)
+
+    def batch_tables(self, sequences: list[SequenceInfo]) -> list[dict]:
+        """Collect every recorder once and build each sequence's tables: [{table name: Arrow table}] per row."""
+        records = self.collect()
+        per_row = []
+        for sequence in sequences:
+            tables: dict[str, list] = {}
+            for kind, record in records.items():
+                for name, table in self.recorders[kind].tables(record, sequence).items():
+                    tables.setdefault(name, []).append(table)  # the MTP layer's rows join the trunk's routing table
+            per_row.append({name: parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                            for name, parts in tables.items()})
+        return per_row
+
     def collect(self, kind: str | None = None):
         """{kind: record} for every recorder that saw something since the last collect, or the record of one kind
         (None when it saw nothing)."""
@@ -56,11 +81,7 @@ class CaptureRun:
 
     def tables(self, sequence: SequenceInfo) -> dict:
         """Collect every recorder and build its trace tables for `sequence`: {table name: Arrow table}."""
-        tables: dict[str, list] = {}
-        for kind, record in self.collect().items():
-            for name, table in self.recorders[kind].tables(record, sequence).items():
-                tables.setdefault(name, []).append(table)  # the MTP layer's rows join the trunk's routing table
-        return {name: parts[0] if len(parts) == 1 else pa.concat_tables(parts) for name, parts in tables.items()}
+        return self.batch_tables([sequence])[0]
 
 
 @contextmanager

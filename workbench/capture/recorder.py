@@ -5,6 +5,8 @@ A recorder
      with `.remove()`); `capture()` removes every handle in `finally`, also after an error. If attach itself
      fails, it removes what it had registered before raising.
   2. `begin_sequence(sequence)`: learns what the next forward call reads (spans, needle positions); optional.
+     `begin_batch(sequences)` (optional): the same for a right-padded batch, one SequenceInfo per row; a recorder
+     without it (or whose `batchable(sequence)` says False) makes tracing run those prompts one at a time.
   3. `collect()`: after one or more forward calls, returns its typed record (capture/records.py), or None when
      it saw nothing, and clears.
   4. `tables(record, sequence)`: hands the record to its table builder in workbench/trace/ and returns
@@ -30,11 +32,20 @@ class CaptureError(ValueError):
 @dataclass(frozen=True)
 class SequenceInfo:
     """What the next forward call reads: one prompt of `num_tokens` tokens and its named spans
-    (workbench.spans.TokenSpan)."""
+    (workbench.spans.TokenSpan). In a right-padded batch (tracing.py) the prompt is batch row `row` of a call of
+    `padded_tokens` tokens per row; its tokens are rows `rows` of a record's flattened [B * T] token axis."""
 
     seq_id: str
     num_tokens: int
     spans: Sequence = field(default_factory=tuple)
+    row: int = 0
+    padded_tokens: int | None = None  # T of the batch; None = num_tokens (batch 1, no padding)
+
+    @property
+    def rows(self) -> slice:
+        """This sequence's rows among the call's flattened tokens (token t of batch row b is row b * T + t)."""
+        first = self.row * (self.padded_tokens or self.num_tokens)
+        return slice(first, first + self.num_tokens)
 
 
 class Recorder(Protocol):
@@ -47,6 +58,14 @@ class Recorder(Protocol):
     def collect(self) -> Any | None: ...
 
     def tables(self, record, sequence: SequenceInfo) -> dict: ...
+
+
+def batchable(recorder, sequence: SequenceInfo) -> bool:
+    """Whether `recorder` can observe `sequence` as one row of a right-padded batch."""
+    if not hasattr(recorder, "begin_batch"):
+        return False
+    check = getattr(recorder, "batchable", None)
+    return True if check is None else bool(check(sequence))
 
 
 # kind -> recorder class; each class has kind, enabled(settings) and from_settings(settings)

@@ -58,6 +58,9 @@ class RoutingRecorder:
     def begin_sequence(self, sequence: SequenceInfo) -> None:
         pass
 
+    def begin_batch(self, sequences: list[SequenceInfo]) -> None:
+        pass  # routing is per token: a row's tokens are rows `sequence.rows` of the flattened [B * T] axis
+
     def router_hook(self, layer: int):
         def hook(module, args, output):
             router_logits, topk_weights, topk_ids = output[0], output[1], output[2]
@@ -112,4 +115,4 @@ class RoutingRecorder:
         return capture
 
     def tables(self, record: RoutingCapture, sequence: SequenceInfo) -> dict:
-        return routing_tables(sequence.seq_id, record, slice(0, sequence.num_tokens))
+        return routing_tables(sequence.seq_id, record, sequence.rows)

@@ -18,12 +18,13 @@ import torch
 
 
 def _summaries(log_probs: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """log_probs [N, E] fp32, owned by this call (overwritten: the scatter runs in place, one [N, E] copy fewer)."""
     entropy = -torch.linalg.vecdot(log_probs.exp(), log_probs)  # [N]
     ids = topk_ids.long()
     chosen = log_probs.gather(-1, ids)  # [N, k] log-probabilities of the chosen experts
     topk_mass = chosen.exp().sum(-1)
     if ids.shape[-1] < log_probs.shape[-1]:
-        left_out = log_probs.scatter(-1, ids, float("-inf")).amax(-1)  # [N]
+        left_out = log_probs.scatter_(-1, ids, float("-inf")).amax(-1)  # [N]; in place: log_probs is not read after
         margin = chosen.amin(-1).exp() - left_out.exp()
     else:
         margin = torch.zeros_like(entropy)

@@ -66,16 +66,28 @@ def read_only_note(descriptor: dict) -> str | None:
             f"only in the folder names, so HF datasets mixes runs")
 
 
-def prepare_for_append(root: Path) -> None:
-    """Create a new trace folder, or check an existing one can take another run. Touches nothing on error."""
+def check_for_append(root: Path) -> bool:
+    """Check that `root` can take another run without creating anything: True when it is a trace folder already,
+    False when it does not exist or is empty (prepare_for_append would create it). Raises TraceFolderError."""
+    root = Path(root)
     if root.exists() and not root.is_dir():
         raise TraceFolderError(f"{root} exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
         read_descriptor(root, for_append=True)
-        return
+        return True
+    return False
+
+
+def prepare_for_append(root: Path) -> bool:
+    """Create a new trace folder, or check an existing one can take another run. Touches nothing on error.
+    Returns True when it created the folder's descriptor (the caller may remove the folder if its run fails)."""
+    root = Path(root)
+    if check_for_append(root):
+        return False
     root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / DESCRIPTOR, {"format": FORMAT, "schema_version": SCHEMA_VERSION})
     (root / RUNS).mkdir(exist_ok=True)
+    return True
 
 
 def partition_dir(root: Path, table: str, run_id: str) -> Path:

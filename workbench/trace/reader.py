@@ -54,15 +54,17 @@ class Trace:
         return bool(self.files(table, run_id))
 
     def files(self, table: str, run_id: str | None = None) -> list[str]:
-        """Parquet files of the table's committed runs (a partition without a manifest never committed)."""
-        committed = set(self.run_ids())
+        """Parquet files of the table's committed parts: a partition without a manifest never committed, and a run
+        committed in parts (manifest `parts`) shows only the files its manifest lists."""
+        listed = {m["run_id"]: (None if "parts" not in m else set(m["parts"].get(table, ()))) for m in self.manifests()}
         if run_id is not None:
-            committed &= {run_id}
-        return [
-            str(p)
-            for p in sorted((self.root / table).glob("run_id=*/*.parquet"))
-            if p.parent.name.split("=", 1)[1] in committed
-        ]
+            listed = {run_id: listed[run_id]} if run_id in listed else {}
+        files = []
+        for p in sorted((self.root / table).glob("run_id=*/*.parquet")):
+            run = p.parent.name.split("=", 1)[1]
+            if run in listed and (listed[run] is None or p.name in listed[run]):
+                files.append(str(p))
+        return files
 
     def schema(self, table: str) -> pa.Schema:
         """The table's schema on read: the stored columns with `run_id` first."""

@@ -1,55 +1,126 @@
-"""TraceWriter: append one run to a trace folder, all or nothing.
+"""TraceWriter: append one run to a trace folder in committed parts.
 
-Parts are written into `<out>/.staging/<run_id>/` as they fill; `commit()` moves each table's
-partition folder into place (a rename) and writes the manifest last. Earlier runs are never opened
-for writing, and an error before commit removes the staging folder and leaves the folder as it was.
+Rows go into `<out>/.staging/<run_id>/<table>/` as they fill. `commit_part(prompts, manifest)` makes what is
+staged durable at once: each staged file is moved into `<table>/run_id=<run_id>/` under a name unique to this
+writer (`part-<writer tag>-<n>.parquet`), then the run manifest `runs/<run_id>.json` is rewritten (temporary name,
+rename) with the part's files and prompts added. The manifest is the commit marker: readers show a run once it has
+a manifest, and only the files its `parts` list, so a crash between the moves and the manifest leaves the part
+invisible (`TraceWriter(..., resume=True)` deletes such strays). `finish()` marks the run complete.
+
+Several writers may add parts to one run (Ray workers, a resumed run): the manifest's read-modify-write holds an
+exclusive `flock` on the `runs/` folder, and every writer names its files with its own random tag.
+A writer that fails before its first part leaves the folder as it was, and removes it when it created it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .folder import manifest_path, partition_dir, prepare_for_append, staging_dir, write_json_atomic
-from .schema import RUN_ID, file_schema, table_schema
+from .folder import (RUNS, check_for_append, manifest_path, partition_dir, prepare_for_append, staging_dir,
+                     write_json_atomic)
+from .schema import RUN_ID, TABLES, file_schema, table_schema
 
 ROWS_PER_PART = 1_000_000
+RUNNING, COMPLETE = "running", "complete"
 
 
 def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+class RunNotResumable(ValueError):
+    """--resume names a run that does not exist, has no committed part, or is already complete."""
+
+
+def read_manifest(root: Path, run_id: str) -> dict | None:
+    path = manifest_path(root, run_id)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@contextmanager
+def manifest_lock(root: Path, run_id: str):
+    """Exclusive lock for a run manifest's read-modify-write: `flock` on the `runs/` folder itself (processes on one
+    host or a shared POSIX file system; no lock file is left behind)."""
+    fd = os.open(root / RUNS, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def merge_part(manifest: dict | None, base: dict, prompts: list[dict], files: dict[str, list[str]]) -> dict:
+    """The run manifest after one more committed part: `base` (run facts) on first commit, prompts and files added."""
+    merged = dict(manifest) if manifest is not None else {**base, "prompts": [], "parts": {}, "status": RUNNING}
+    merged["prompts"] = [*merged["prompts"], *prompts]
+    if all("num_tokens" in p for p in merged["prompts"]):
+        merged["num_tokens"] = sum(p["num_tokens"] for p in merged["prompts"])
+    parts = {table: list(names) for table, names in merged.get("parts", {}).items()}
+    for table, names in files.items():
+        parts[table] = [*parts.get(table, []), *names]
+    merged["parts"] = parts
+    merged["tables"] = sorted(parts)
+    merged["updated"] = datetime.now(timezone.utc).isoformat()
+    return merged
+
+
 class TraceWriter:
     """with TraceWriter(out) as writer:
-        writer.add("tokens", table); ...; writer.commit(manifest)
+        writer.add("tokens", table); ...; writer.commit_part(prompt_records, manifest); ...; writer.finish()
     Tables must match `schema.table_schema(name)` (columns are cast to it; a missing column raises). The writer
-    adds `run_id` as the first column of every file (the one place it is added, for every table)."""
+    adds `run_id` as the first column of every file (the one place it is added, for every table).
+    `commit(manifest)` = commit_part of everything pending with manifest["prompts"], then finish."""
 
-    def __init__(self, root: str | Path, run_id: str | None = None, rows_per_part: int = ROWS_PER_PART):
+    def __init__(self, root: str | Path, run_id: str | None = None, rows_per_part: int = ROWS_PER_PART,
+                 resume: bool = False, join: bool = False, tag: str | None = None):
+        """resume: continue run `run_id` that stopped (strays of its uncommitted parts are deleted); join: add parts
+        to run `run_id` that another writer (the driver of a distributed run) started, touching nothing else;
+        tag: names this writer's files (`part-<tag>-<n>.parquet`; default random), unique among the run's writers."""
         self.root = Path(root)
-        prepare_for_append(self.root)
+        if resume or join:
+            if run_id is None:
+                raise ValueError("resume/join need a run_id")
+            check_for_append(self.root)
+            self.created, self._root_existed = False, True
+        else:
+            self._root_existed = self.root.exists()
+            self.created = prepare_for_append(self.root)
         self.run_id = run_id or new_run_id()
-        if manifest_path(self.root, self.run_id).exists():
+        existing = read_manifest(self.root, self.run_id)
+        if resume:
+            check_resumable(self.root, self.run_id, existing)
+            remove_strays(self.root, self.run_id, existing)
+        elif existing is not None and not join:
             raise ValueError(f"run {self.run_id} already exists in {self.root}")
         self.rows_per_part = rows_per_part
-        self._staging = staging_dir(self.root, self.run_id)
+        self.tag = tag or uuid.uuid4().hex[:8]
+        self._staging = staging_dir(self.root, self.run_id) / self.tag
         self._pending: dict[str, list[pa.Table]] = {}
-        self._parts: dict[str, int] = {}
-        self._committed = False
+        self._staged: dict[str, list[Path]] = {}
+        self._count = 0
+        self._committed_parts = 0
+        self._finished = False
 
     def __enter__(self) -> "TraceWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if not self._committed:
+        if not self._finished:
             self.abort()
+
+    @property
+    def committed_parts(self) -> int:
+        return self._committed_parts
 
     def add(self, table: str, data: pa.Table) -> None:
         schema = table_schema(table)
@@ -67,44 +138,121 @@ class TraceWriter:
         pending = self._pending.pop(table, [])
         if not pending:
             return
-        part = self._parts.get(table, 0)
         folder = self._staging / table
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{part:05d}.parquet"
-        tmp = folder / f".part-{part:05d}.parquet.tmp"
+        name = f"part-{self.tag}-{self._count:05d}.parquet"
+        self._count += 1
+        path, tmp = folder / name, folder / f".{name}.tmp"
         pq.write_table(pa.concat_tables(pending), tmp, compression="zstd", compression_level=9)
         os.replace(tmp, path)
-        self._parts[table] = part + 1
+        self._staged.setdefault(table, []).append(path)
 
-    def commit(self, manifest: dict) -> Path:
-        """Flush, move every table into place, then write the manifest (the commit marker)."""
+    def commit_part(self, prompts: list[dict], manifest: dict) -> Path:
+        """Flush, move this part's files into place, then add them and `prompts` to the run manifest (the commit
+        marker; `manifest` gives the run facts on the first commit). On error, this part's moved files are removed
+        and the run stays as it was before the call."""
         for table in list(self._pending):
             self._flush(table)
         moved: list[Path] = []
+        files: dict[str, list[str]] = {}
         try:
-            for table in self._parts:
+            for table, staged in self._staged.items():
                 target = partition_dir(self.root, table, self.run_id)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self._staging / table, target)
-                moved.append(target)
-            manifest = {**manifest, "run_id": self.run_id, "tables": sorted(self._parts)}
+                target.mkdir(parents=True, exist_ok=True)
+                for path in staged:
+                    os.replace(path, target / path.name)
+                    moved.append(target / path.name)
+                    files.setdefault(table, []).append(path.name)
+            with manifest_lock(self.root, self.run_id):
+                merged = merge_part(read_manifest(self.root, self.run_id), manifest, prompts, files)
+                path = manifest_path(self.root, self.run_id)
+                write_json_atomic(path, {**merged, "run_id": self.run_id})
+        except BaseException:
+            for target in moved:  # this part's own files only: committed parts are never touched
+                target.unlink(missing_ok=True)
+            raise
+        self._staged.clear()
+        self._committed_parts += 1
+        return path
+
+    def finish(self, order: list[str] | None = None, **fields) -> Path:
+        """Mark the run complete (status, finished time, `fields`); `order`: prompt ids in prompts-file order, so the
+        manifest lists them as the file does whatever order parts were committed in."""
+        with manifest_lock(self.root, self.run_id):
+            manifest = read_manifest(self.root, self.run_id)
+            if manifest is None:
+                raise RuntimeError(f"run {self.run_id} has no committed part to finish")
+            if order is not None:
+                rank = {seq_id: i for i, seq_id in enumerate(order)}
+                manifest["prompts"] = sorted(manifest["prompts"], key=lambda p: rank.get(p["id"], len(rank)))
+            manifest.update(fields, status=COMPLETE, finished=datetime.now(timezone.utc).isoformat())
             path = manifest_path(self.root, self.run_id)
             write_json_atomic(path, manifest)
-        except BaseException:
-            for target in moved:  # this run's own partitions only: earlier runs are never touched
-                shutil.rmtree(target, ignore_errors=True)
-            raise
-        self._committed = True
+        self._finished = True
         self._remove_staging()
         return path
 
+    def commit(self, manifest: dict) -> Path:
+        """All in one: everything pending as one part with manifest["prompts"], then finish."""
+        self.commit_part(manifest.get("prompts", []), {k: v for k, v in manifest.items() if k != "prompts"})
+        return self.finish()
+
+    def close(self) -> None:
+        """Stop writing without finishing: committed parts stay (resumable), anything not committed is dropped."""
+        self._finished = True
+        self.abort()
+
     def abort(self) -> None:
         self._pending.clear()
+        self._staged.clear()
         self._remove_staging()
+        if self.created and self._committed_parts == 0:
+            remove_if_empty_trace(self.root, keep_root=self._root_existed)
 
     def _remove_staging(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
-        try:
-            self._staging.parent.rmdir()  # only if no other run is staging
-        except OSError:
-            pass
+        for folder in (self._staging.parent, self._staging.parent.parent):  # only if no other writer is staging
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def check_resumable(root: Path, run_id: str, manifest: dict | None) -> None:
+    if manifest is None:
+        runs = sorted(p.stem for p in (root / RUNS).glob("*.json"))
+        raise RunNotResumable(f"no run {run_id!r} with a committed part in {root} (runs: {', '.join(runs) or 'none'}); "
+                              "a run that died before its first part kept nothing: start it again without --resume")
+    if manifest.get("status") == COMPLETE:
+        raise RunNotResumable(f"run {run_id} in {root} is complete: nothing to resume")
+
+
+def remove_strays(root: Path, run_id: str, manifest: dict) -> list[Path]:
+    """Delete the run's part files its manifest does not list (moved into place by a part that died before its
+    manifest update) and its staging; returns what was deleted."""
+    listed = manifest.get("parts", {})
+    removed = []
+    for table in TABLES:
+        folder = partition_dir(root, table, run_id)
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name not in set(listed.get(table, ())):
+                path.unlink()
+                removed.append(path)
+    shutil.rmtree(staging_dir(root, run_id), ignore_errors=True)
+    return removed
+
+
+def remove_if_empty_trace(root: Path, keep_root: bool) -> None:
+    """Undo a trace folder this writer created when no run committed anything into it (a failed start): the whole
+    folder, or (keep_root: it existed, empty) only what was written into it."""
+    if any((root / RUNS).glob("*.json")):
+        return
+    if (root / ".staging").is_dir() and any((root / ".staging").iterdir()):
+        return  # another writer is staging here
+    if not keep_root:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)

@@ -124,6 +124,7 @@ class DeltaNetRecorder:
         self._next_position: dict[int, int] = {}
         self._records: dict[int, list[dict]] = {}
         self._contributions: dict[int, list[dict]] = {}
+        self.row_lengths: list[int] | None = None  # real tokens per batch row of the next prefill (right-padded)
 
     @staticmethod
     def enabled(settings) -> bool:
@@ -162,12 +163,29 @@ class DeltaNetRecorder:
         return handles
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:
-        """Measure state recall of the prompt's planted needles (spans named needle*)."""
+        """Measure state recall of the prompt's planted needles (spans named needle*) and the needle contribution."""
+        self.row_lengths = None
         self.set_recall_pairs(needle_recall_pairs(sequence.spans) or None)
         self.contribution = contribution_request(sequence.spans, sequence.num_tokens)
 
+    def batchable(self, sequence: SequenceInfo) -> bool:
+        """A right-padded row is exact for every per-token statistic (the recurrence is causal), but recall pairs
+        are one set per call and negative snapshot positions count from the padded end: such prompts run alone."""
+        return (not needle_recall_pairs(sequence.spans) and all(p >= 0 for p in self.settings.state_snapshots)
+                and contribution_request(sequence.spans, sequence.num_tokens) is None)  # contributions: one prompt
+
+    def begin_batch(self, sequences: list[SequenceInfo]) -> None:
+        """Right-padded rows: per-sequence summaries (segments) cover each row's first `num_tokens` tokens only;
+        per-token rows past them are padding, which the table builders never read (sequence.rows)."""
+        if not all(self.batchable(s) for s in sequences):
+            raise ValueError("a batch row has recall pairs or the settings ask for snapshots from the end: "
+                             "trace such prompts one at a time")
+        self.set_recall_pairs(None)
+        self.contribution = None
+        self.row_lengths = [s.num_tokens for s in sequences]
+
     def tables(self, record: DeltaNetCapture, sequence: SequenceInfo) -> dict:
-        return deltanet_tables(sequence.seq_id, record, slice(0, sequence.num_tokens))
+        return deltanet_tables(sequence.seq_id, record, sequence.rows)
 
     # --- observation -------------------------------------------------------------------------------
     def set_recall_pairs(self, pairs) -> None:
@@ -359,10 +377,19 @@ class DeltaNetRecorder:
             record["head_rows"] = torch.zeros(0, dtype=torch.long)
             for name in PER_HEAD:
                 record[f"head_{name}"] = norm.new_zeros(0, H)
-        # one segment per batch row: sums over its tokens (per-sequence head summaries combine them)
-        record["segments"] = torch.stack([torch.arange(B) * T, torch.arange(B) * T + T], 1)
-        record["segment_tokens"] = torch.full((B,), T, dtype=torch.long)
-        for name, x in zip(SEGMENT_SUMS, (norm.sum(1), norm.amax(1), gates.decay.sum(1), beta.sum(1), g.sum(1))):
+        # one segment per batch row: sums over its real tokens (per-sequence head summaries combine them)
+        lengths = [T] * B
+        if self.row_lengths is not None and call.kind == "chunk" and call.start == 0 and len(self.row_lengths) == B:
+            lengths = [min(n, T) for n in self.row_lengths]  # right padding: row b's tokens are its first n_b
+        record["segments"] = torch.tensor([[b * T, b * T + n] for b, n in enumerate(lengths)], dtype=torch.long)
+        record["segment_tokens"] = torch.tensor(lengths, dtype=torch.long)
+        if all(n == T for n in lengths):
+            sums = (norm.sum(1), norm.amax(1), gates.decay.sum(1), beta.sum(1), g.sum(1))
+        else:  # row by row over its first n tokens: the same reductions as a batch-1 call of n tokens
+            per_row = [(norm[b, :n].sum(0), norm[b, :n].amax(0), gates.decay[b, :n].sum(0), beta[b, :n].sum(0),
+                        g[b, :n].sum(0)) for b, n in enumerate(lengths)]
+            sums = tuple(torch.stack(column) for column in zip(*per_row))
+        for name, x in zip(SEGMENT_SUMS, sums):
             record[f"segment_{name}"] = x  # [B, H]
         # recall: [P, B*T, H], NaN where not computed
         if self.recall_pairs is not None:
