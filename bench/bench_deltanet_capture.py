@@ -39,7 +39,8 @@ def traced_forward(model, input_ids, settings, pairs):
         if pairs is not None:
             run.recorder("deltanet").set_recall_pairs(pairs)
         model(input_ids=input_ids, use_cache=False)
-        run.collect("routing")
+        if settings.routing:
+            run.collect("routing")
         return run.collect("deltanet")
 
 

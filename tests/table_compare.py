@@ -28,8 +28,8 @@ def _values(series):
     if isinstance(first, np.ndarray) and first.dtype != object:  # list column: lengths, then every entry
         arrays = series.to_numpy()
         return np.concatenate([np.array([len(a) for a in arrays], dtype=first.dtype), *arrays])
-    if isinstance(first, np.ndarray):  # span_mass: list of {span, mass}
-        return series.map(lambda row: [(m["span"], m["mass"]) for m in row]).tolist()
+    if isinstance(first, np.ndarray):  # span_mass / span_norm_ratio ...: list of {span, mass or share}
+        return series.map(lambda row: [tuple(m.values()) for m in row]).tolist()
     return series.to_numpy()
 
 
