@@ -44,6 +44,11 @@ def trace(
                                                        "the end) whose state spectrum to keep; repeatable."),
     deltanet_path: str = typer.Option("auto", "--deltanet-path", help="auto (fla on CUDA when available, else the "
                                       "PyTorch chunk loop), fla or torch."),
+    expert_saliency: bool = typer.Option(False, "--expert-saliency", help="Per MoE layer and expert: selections, mean "
+                                         "gate, mean ||expert output||, REAP; the shared expert's share (tables "
+                                         "expert_saliency, shared_expert_share)."),
+    expert_saliency_path: str = typer.Option("grouped", "--expert-saliency-path", help="grouped (the experts' own "
+                                             "implementation, batched) or loop (per-expert eager loop)."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
@@ -66,7 +71,8 @@ def trace(
                                    deltanet=deltanet, deltanet_heads=deltanet_heads,
                                    deltanet_head_stride=deltanet_head_stride,
                                    state_snapshots=tuple(state_snapshot or ()),
-                                   deltanet_path=deltanet_path)
+                                   deltanet_path=deltanet_path, expert_saliency=expert_saliency,
+                                   expert_saliency_path=expert_saliency_path)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
     except ValueError as error:

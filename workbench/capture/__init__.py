@@ -8,7 +8,8 @@ from .routing import RoutingRecorder  # noqa: I001  (registration order: routing
 from .attention import AttentionCaptureError, AttentionRecorder, full_attention_layers
 from .context import CaptureRun, capture, moe_layers
 from .deltanet import DeltaNetRecorder
-from .records import AttentionCapture, DeltaNetCapture, RoutingCapture
+from .saliency import ExpertSaliencyRecorder
+from .records import AttentionCapture, DeltaNetCapture, ExpertSaliencyCapture, RoutingCapture
 from .recorder import RECORDER_KINDS, CaptureError, Recorder, SequenceInfo, recorder_kind, recorders_for
 from .settings import CaptureSettings
 
@@ -21,6 +22,8 @@ __all__ = [
     "CaptureSettings",
     "DeltaNetCapture",
     "DeltaNetRecorder",
+    "ExpertSaliencyCapture",
+    "ExpertSaliencyRecorder",
     "RECORDER_KINDS",
     "Recorder",
     "RoutingCapture",
