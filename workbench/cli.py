@@ -1,4 +1,4 @@
-"""`workbench` command line: trace, info, schema, app. Thin wiring over the library."""
+"""`workbench` command line: trace, info, schema, export, check-dataset, app. Thin wiring over the library."""
 
 from __future__ import annotations
 
@@ -108,6 +108,38 @@ def schema():
     from .trace import schema_markdown
 
     typer.echo(schema_markdown())
+
+
+@app.command()
+def export(
+    trace_dir: Path = typer.Argument(..., help="Trace folder to export from."),
+    dataset_dir: Path = typer.Argument(..., help="New (or empty) dataset folder."),
+    tables: Optional[List[str]] = typer.Option(None, "--tables", help="Tables to export (repeatable; default all)."),
+    runs: Optional[List[str]] = typer.Option(None, "--runs", help="Run ids to export (repeatable; default all)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Card title (default: the folder's name)."),
+):
+    """Write runs of a trace folder as a dataset: Parquet per table and run, a card README.md with HF configs."""
+    from .trace import TraceFolderError
+    from .trace.export import ExportError, export_dataset
+
+    try:
+        summary = export_dataset(trace_dir, dataset_dir, tables=tables, runs=runs, title=title)
+    except (ExportError, TraceFolderError, FileNotFoundError) as error:
+        _fail(str(error))
+    sizes = ", ".join(f"{t} {s['rows']} rows" for t, s in summary.tables.items())
+    typer.echo(f"{len(summary.runs)} runs -> {summary.path}: {sizes}")
+
+
+@app.command(name="check-dataset")
+def check_dataset_command(dataset_dir: Path = typer.Argument(..., help="Dataset folder written by export.")):
+    """Check an exported dataset's files against its card (rows, files, bytes per table; runs)."""
+    from .trace.export import DatasetMismatch, check_dataset
+
+    try:
+        card = check_dataset(dataset_dir)
+    except DatasetMismatch as error:
+        _fail(str(error))
+    typer.echo(f"{dataset_dir}: {len(card['workbench']['tables'])} tables match the card")
 
 
 def dashboard_script() -> Path:
