@@ -19,6 +19,7 @@ navigation = st.navigation([
     st.Page(PAGES / "deltanet.py", title="DeltaNet state"),
     st.Page(PAGES / "attention.py", title="Attention recall"),
     st.Page(PAGES / "long_context.py", title="Long context"),
+    st.Page(PAGES / "sparsity.py", title="Sparsity probes"),
     st.Page(PAGES / "compare.py", title="Compare runs"),
 ])
 sidebar()
