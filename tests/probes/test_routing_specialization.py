@@ -51,3 +51,37 @@ def test_nano_domain_prompts_are_heldout_and_labelled():
                                           for _ in range(2)]
     assert len({p.text for p in prompts}) == 12
     assert nano_domain_prompts(seed=1, n_per_label=1)[0].text != prompts[0].text
+
+
+def test_probe_end_to_end_on_a_tiny_model(tiny_next, tokenizer, tmp_path):
+    """Three runs (trained routing, random-init routing, the probe's tables); the trained model's label JS equals
+    scipy's Jensen-Shannon distance squared (base 2) of the label loads counted from the routing table."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    from workbench.adapters import adapter_for_config
+    from workbench.loading import LoadedModel
+    from workbench.probes.routing_specialization import run_specialization
+    from workbench.prompts import Prompt
+    from workbench.trace import open_trace
+
+    loaded = LoadedModel(tiny_next, tokenizer, adapter_for_config(tiny_next.config), "tiny", "tiny", None)
+    prompts = [Prompt("a0", "the cat sat on the mat", "a"), Prompt("a1", "a cat and a hat", "a"),
+               Prompt("b0", "x = 42; y = x * 7", "b"), Prompt("b1", "def f(x): return x", "b")]
+    result = run_specialization(loaded, prompts, tmp_path / "spec", seed=0, top=2, min_count=1, progress=False)
+    trace = open_trace(tmp_path / "spec")
+    assert trace.run_ids() == sorted([*result.runs.values(), result.probe_run])
+    probe = next(m for m in trace.manifests() if m["run_id"] == result.probe_run)["probe"]
+    assert probe["runs"] == result.runs and probe["labels"] == ["a", "b"]
+    routing = trace.read("routing", run_id=result.runs["trained"]).to_pandas()
+    routing["label"] = routing.seq_id.str[0]
+    E = tiny_next.config.num_experts
+    for layer, group in routing.groupby("layer"):
+        loads = {label: np.bincount(np.concatenate(g.topk_ids.to_list()), minlength=E) for label, g in group.groupby("label")}
+        expected = jensenshannon(loads["a"], loads["b"], base=2) ** 2
+        got = result.label_divergence.query("model == 'trained' and layer == @layer").js_bits.item()
+        assert got == pytest.approx(expected, abs=1e-9)
+    js = result.mean_js()
+    assert set(js) == {"trained", "random_init"} and js["trained"] != js["random_init"]
+    stored = trace.read("label_experts", run_id=result.probe_run).to_pandas()
+    assert set(stored.model) == {"trained", "random_init"} and stored["rank"].max() == 2
