@@ -77,3 +77,17 @@ def test_refusals(hand_trace, tmp_path):
     result = CliRunner().invoke(app, ["export", str(root), str(empty), "--tables", "tokens"])
     assert result.exit_code == 0, result.output
     check_dataset(empty)
+
+
+def test_copy_runs_merges_trace_folders(hand_trace, tmp_path):
+    from workbench.trace.export import copy_runs
+
+    root, runs = hand_trace
+    copy_runs(root, tmp_path / "merged", [runs["b"]])
+    copy_runs(root, tmp_path / "merged", [runs["a"]])
+    merged = open_trace(tmp_path / "merged")
+    assert merged.run_ids() == [runs["a"], runs["b"]]
+    for table in ("routing", "deltanet"):
+        assert merged.read(table).equals(open_trace(root).read(table))
+    with pytest.raises(ExportError, match="already in"):
+        copy_runs(root, tmp_path / "merged", [runs["a"]])

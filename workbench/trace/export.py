@@ -193,3 +193,23 @@ def check_dataset(dataset_dir: str | Path) -> dict:
     if runs != sorted(block.get("runs", [])):
         raise DatasetMismatch(f"{root}: runs/ holds {runs} but the card says {sorted(block.get('runs', []))}")
     return card
+
+
+def copy_runs(source: str | Path, target: str | Path, runs: list[str] | None = None) -> list[str]:
+    """Copy committed runs (default: all) of one trace folder into another (created if needed): each run's partition
+    folders, then its manifest last (the commit marker), so a crash leaves the target's committed runs as they were.
+    A run id the target already holds is refused. Returns the copied run ids."""
+    from .folder import prepare_for_append
+
+    trace = open_trace(source)
+    target = Path(target)
+    prepare_for_append(target)
+    runs = list(runs or trace.run_ids())
+    for run_id in runs:
+        if manifest_path(target, run_id).exists():
+            raise ExportError(f"run {run_id} is already in {target}")
+        for table in TABLES:
+            if trace.has_rows(table, run_id):
+                shutil.copytree(partition_dir(trace.root, table, run_id), partition_dir(target, table, run_id))
+        shutil.copyfile(manifest_path(trace.root, run_id), manifest_path(target, run_id))
+    return runs
