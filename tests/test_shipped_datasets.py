@@ -39,5 +39,5 @@ def test_shipped_dataset_matches_its_card_and_loads(root):
         rows = stats["rows"]
         assert datasets.load_dataset(str(root), table, split="train").num_rows == rows
         assert ds.dataset(str(root / table), format="parquet", partitioning="hive").count_rows() == rows
-        assert duckdb.sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
+        assert duckdb.connect().sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
         assert polars.read_parquet(f"{root}/{table}/*/*.parquet").height == rows

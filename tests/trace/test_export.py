@@ -23,7 +23,7 @@ def assert_loads_everywhere(root, table):
     hf = datasets.load_dataset(str(root), table, split="train")
     assert hf.num_rows == rows and "run_id" in hf.column_names
     assert ds.dataset(str(root / table), format="parquet", partitioning="hive").count_rows() == rows
-    assert duckdb.sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
+    assert duckdb.connect().sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
     assert polars.read_parquet(f"{root}/{table}/*/*.parquet").height == rows
 
 
