@@ -2,8 +2,8 @@
 
     workbench trace --model nano --dtype float32 --prompts DEMO4.jsonl --out T1 --deltanet --attention --expert-saliency
     python probes/routing_specialization.py --model nano --dtype float32 --n 1 --min-count 3 --out T2
-    python probes/expert_pruning.py --model nano --dtype float32 --n 3 --out T3 \
-        --suites assoc_recall_16pairs_compact arithmetic_mul --loss-tokens 64 --calibration-tokens 128
+    python probes/expert_pruning.py --model nano --dtype float32 --n 8 --out T3 \
+        --suites assoc_recall_16pairs_compact arithmetic_mul code_256 --loss-tokens 256 --calibration-tokens 512
     python probes/ship_nano_datasets.py T1 T2 T3 --out datasets/nano
 
 DEMO4.jsonl: the demo prompts passkey_1024-s0-0000, code_256-s0-0000, arithmetic_add-s0-0000 and copy_16-s0-0000 of
