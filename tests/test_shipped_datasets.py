@@ -27,7 +27,7 @@ def test_datasets_stay_small():
 
 
 @pytest.mark.parametrize("root", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_shipped_dataset_matches_its_card_and_loads(root):
+def test_shipped_dataset_matches_its_card_and_loads(root, tmp_path):
     import datasets
     import duckdb
     import polars
@@ -37,7 +37,7 @@ def test_shipped_dataset_matches_its_card_and_loads(root):
     assert open_trace(root).run_ids() == sorted(card["workbench"]["runs"])
     for table, stats in card["workbench"]["tables"].items():
         rows = stats["rows"]
-        assert datasets.load_dataset(str(root), table, split="train").num_rows == rows
+        assert datasets.load_dataset(str(root), table, split="train", cache_dir=str(tmp_path)).num_rows == rows
         assert ds.dataset(str(root / table), format="parquet", partitioning="hive").count_rows() == rows
         assert duckdb.connect().sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
         assert polars.read_parquet(f"{root}/{table}/*/*.parquet").height == rows

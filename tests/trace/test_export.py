@@ -15,12 +15,12 @@ from workbench.trace import open_trace
 from workbench.trace.export import DatasetMismatch, ExportError, check_dataset, export_dataset, read_card
 
 
-def assert_loads_everywhere(root, table):
+def assert_loads_everywhere(root, table, cache_dir):
     """The table loads with HF datasets (by config name), pyarrow, DuckDB and Polars, with equal row counts."""
     import datasets
 
     rows = read_card(root)["workbench"]["tables"][table]["rows"]
-    hf = datasets.load_dataset(str(root), table, split="train")
+    hf = datasets.load_dataset(str(root), table, split="train", cache_dir=str(cache_dir))  # no stale cache
     assert hf.num_rows == rows and "run_id" in hf.column_names
     assert ds.dataset(str(root / table), format="parquet", partitioning="hive").count_rows() == rows
     assert duckdb.connect().sql(f"select count(*) from read_parquet('{root}/{table}/*/*.parquet')").fetchall()[0][0] == rows
@@ -38,7 +38,7 @@ def test_export_roundtrip(hand_trace, tmp_path):
         assert summary.tables[table]["rows"] == expected.num_rows
         got = pq.read_table(out / table / f"run_id={runs['a']}" / "part-0.parquet")
         assert got.column_names[0] == "run_id" and got.equals(expected)
-        assert_loads_everywhere(out, table)
+        assert_loads_everywhere(out, table, tmp_path / "hf-cache")
     assert check_dataset(out)["workbench"]["runs"] == [runs["a"]]
     assert open_trace(out).run_ids() == [runs["a"]]  # the dataset is a trace folder the dashboard opens
     card = (out / "README.md").read_text()
