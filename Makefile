@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
+SHIPPED ?= datasets/nano
 
-.PHONY: install browser demo trace test bench-size bench-dashboard clean
+.PHONY: install browser demo seed-demo trace test bench-size bench-dashboard clean
 
 install: $(VENV)/.installed
 
@@ -22,9 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 trace: install
-	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE) --deltanet --attention
+	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE) --deltanet --attention --expert-saliency
 
-demo: trace
+# A new $(TRACE) starts as a copy of the shipped dataset $(SHIPPED) (a trace folder: its runs show with no model run);
+# the fresh demo run is appended to it. An existing $(TRACE) is only appended to (nothing in it is replaced).
+seed-demo:
+	@if [ ! -e $(TRACE) ]; then mkdir -p $(dir $(TRACE)) && cp -R $(SHIPPED) $(TRACE) && chmod -R u+w $(TRACE) \
+		&& rm -f $(TRACE)/README.md && echo "$(TRACE): seeded with the shipped runs of $(SHIPPED)"; fi
+
+demo: install seed-demo trace
 	$(VENV)/bin/workbench info $(TRACE)
 	$(VENV)/bin/workbench app $(TRACE)
 

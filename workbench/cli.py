@@ -1,4 +1,4 @@
-"""`workbench` command line: trace, info, schema, app. Thin wiring over the library."""
+"""`workbench` command line: trace, info, schema, export, check-dataset, app. Thin wiring over the library."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def trace(
                                       "PyTorch chunk loop), fla or torch."),
     mtp: bool = typer.Option(False, "--mtp", help="Run the checkpoint's multi-token-prediction head (mtp.* tensors): "
                              "its draft of token t+2 per position, whether the trunk accepts it; its routing."),
+    expert_saliency: bool = typer.Option(False, "--expert-saliency", help="Per MoE layer and expert: selections, mean "
+                                         "gate, mean ||expert output||, REAP; the shared expert's share (tables "
+                                         "expert_saliency, shared_expert_share)."),
+    expert_saliency_path: str = typer.Option("grouped", "--expert-saliency-path", help="grouped (the experts' own "
+                                             "implementation, batched) or loop (per-expert eager loop)."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
@@ -83,7 +88,8 @@ def trace(
                                    deltanet=deltanet, deltanet_heads=deltanet_heads,
                                    deltanet_head_stride=deltanet_head_stride,
                                    state_snapshots=tuple(state_snapshot or ()),
-                                   deltanet_path=deltanet_path, mtp=mtp)
+                                   deltanet_path=deltanet_path, mtp=mtp, expert_saliency=expert_saliency,
+                                   expert_saliency_path=expert_saliency_path)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
         if engine not in ("local", "ray"):
@@ -161,6 +167,38 @@ def schema():
     from .trace import schema_markdown
 
     typer.echo(schema_markdown())
+
+
+@app.command()
+def export(
+    trace_dir: Path = typer.Argument(..., help="Trace folder to export from."),
+    dataset_dir: Path = typer.Argument(..., help="New (or empty) dataset folder."),
+    tables: Optional[List[str]] = typer.Option(None, "--tables", help="Tables to export (repeatable; default all)."),
+    runs: Optional[List[str]] = typer.Option(None, "--runs", help="Run ids to export (repeatable; default all)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Card title (default: the folder's name)."),
+):
+    """Write runs of a trace folder as a dataset: Parquet per table and run, a card README.md with HF configs."""
+    from .trace import TraceFolderError
+    from .trace.export import ExportError, export_dataset
+
+    try:
+        summary = export_dataset(trace_dir, dataset_dir, tables=tables, runs=runs, title=title)
+    except (ExportError, TraceFolderError, FileNotFoundError) as error:
+        _fail(str(error))
+    sizes = ", ".join(f"{t} {s['rows']} rows" for t, s in summary.tables.items())
+    typer.echo(f"{len(summary.runs)} runs -> {summary.path}: {sizes}")
+
+
+@app.command(name="check-dataset")
+def check_dataset_command(dataset_dir: Path = typer.Argument(..., help="Dataset folder written by export.")):
+    """Check an exported dataset's files against its card (rows, files, bytes per table; runs)."""
+    from .trace.export import DatasetMismatch, check_dataset
+
+    try:
+        card = check_dataset(dataset_dir)
+    except DatasetMismatch as error:
+        _fail(str(error))
+    typer.echo(f"{dataset_dir}: {len(card['workbench']['tables'])} tables match the card")
 
 
 def dashboard_script() -> Path:

@@ -33,11 +33,16 @@ class RouterSite:
               (see ops.router_stats.sigmoid_router_token_stats).
     shared_expert_gate: path inside a layer of a shared expert's gate Linear (pre-sigmoid logit [N, 1]); None where
               the shared expert is ungated (DeepSeek-V3, Kimi-Linear) or there is none.
+    experts:  path inside a layer of the routed experts module, called as experts(hidden [N, H], topk_ids [N, k],
+              topk_weights [N, k]) -> weighted sum [N, H] (transformers' `use_experts_implementation` classes).
+    shared_expert: path inside a layer of the shared expert MLP (output [N, H], before its gate); None where none.
     """
 
     path: str = "mlp.gate"
     scoring: str = "softmax"
     shared_expert_gate: str | None = None
+    experts: str = "mlp.experts"
+    shared_expert: str | None = None
 
     def __post_init__(self):
         if self.scoring not in ROUTER_SCORINGS:
@@ -186,6 +191,20 @@ class Adapter:
             return {}
         return {i: g for i, layer in enumerate(self.decoder_layers(model))
                 if (g := _submodule(layer, self.router.shared_expert_gate)) is not None}
+
+    def experts_modules(self, model: torch.nn.Module) -> dict[int, torch.nn.Module]:
+        """Decoder-layer index -> routed experts module of every MoE layer (RouterSite.experts)."""
+        return _layer_modules(self, model, self.router.experts if self.router else None)
+
+    def shared_experts(self, model: torch.nn.Module) -> dict[int, torch.nn.Module]:
+        """Decoder-layer index -> shared expert MLP of every MoE layer that has one (RouterSite.shared_expert)."""
+        return _layer_modules(self, model, self.router.shared_expert if self.router else None)
+
+
+def _layer_modules(adapter: "Adapter", model: torch.nn.Module, path: str | None) -> dict[int, torch.nn.Module]:
+    if adapter.router is None or path is None:
+        return {}
+    return {i: m for i, layer in enumerate(adapter.decoder_layers(model)) if (m := _submodule(layer, path)) is not None}
 
 
 def _submodule(root: torch.nn.Module, path: str) -> torch.nn.Module | None:

@@ -71,3 +71,19 @@ def drift_divergence(drift: pd.DataFrame, min_share: float = 0.0) -> pd.DataFram
             rows.append({"layer": layer, "bucket": bucket, "slots": int(counts.sum()),
                          "js_bits": js_divergence(counts, overall)})
     return pd.DataFrame(rows, columns=["layer", "bucket", "slots", "js_bits"])
+
+
+def over_represented(by_label: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """load_by_label rows -> each (layer, label)'s `top` most over-represented experts: layer, label, rank (1 = most),
+    expert, fraction (share of the label's selections), lift = fraction / the expert's share over all labels. Only
+    experts the label chose at least once; ties by fraction, then expert id."""
+    if by_label.empty:
+        return pd.DataFrame(columns=["layer", "label", "rank", "expert", "fraction", "lift"])
+    overall = by_label.groupby(["layer", "expert"])["count"].sum()
+    overall = (overall / overall.groupby(level="layer").transform("sum")).rename("overall").reset_index()
+    frame = by_label[by_label["count"] > 0].merge(overall, on=["layer", "expert"])
+    frame["lift"] = frame["fraction"] / frame["overall"]
+    frame = frame.sort_values(["layer", "label", "lift", "fraction", "expert"], ascending=[True, True, False, False, True])
+    frame = frame.groupby(["layer", "label"], sort=False).head(top).copy()
+    frame["rank"] = frame.groupby(["layer", "label"], sort=False).cumcount() + 1
+    return frame[["layer", "label", "rank", "expert", "fraction", "lift"]].reset_index(drop=True)

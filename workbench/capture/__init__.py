@@ -9,7 +9,8 @@ from .attention import AttentionCaptureError, AttentionRecorder, full_attention_
 from .context import CaptureRun, capture, moe_layers
 from .deltanet import DeltaNetRecorder
 from .mtp import MTPRecorder
-from .records import AttentionCapture, DeltaNetCapture, MTPCapture, RoutingCapture
+from .saliency import ExpertSaliencyRecorder
+from .records import AttentionCapture, DeltaNetCapture, ExpertSaliencyCapture, MTPCapture, RoutingCapture
 from .recorder import RECORDER_KINDS, CaptureError, Recorder, SequenceInfo, recorder_kind, recorders_for
 from .settings import CaptureSettings
 
@@ -22,6 +23,8 @@ __all__ = [
     "CaptureSettings",
     "DeltaNetCapture",
     "DeltaNetRecorder",
+    "ExpertSaliencyCapture",
+    "ExpertSaliencyRecorder",
     "MTPCapture",
     "MTPRecorder",
     "RECORDER_KINDS",

@@ -12,7 +12,7 @@ import torch
 from ..adapters import Adapter, adapter_for_config
 from .recorder import SequenceInfo, batchable, recorders_for, remove_all
 from .settings import CaptureSettings
-from . import attention, deltanet, mtp, routing  # noqa: F401  (each module registers its recorder kind once)
+from . import attention, deltanet, mtp, routing, saliency  # noqa: F401  (each module registers its recorder kind once)
 
 
 def moe_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int, torch.nn.Module]:

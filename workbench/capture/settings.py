@@ -24,6 +24,10 @@ class CaptureSettings:
     mtp:               run the checkpoint's multi-token-prediction head (its `mtp.*` tensors) beside the trunk: per
                        position its draft of token t+2 and whether the trunk would accept it (table `mtp`), and the
                        MTP layer's routing in `routing` under layer index num_hidden_layers (capture/mtp.py).
+    expert_saliency:   per MoE layer and routed expert: selections, mean gate weight, mean ||expert output||, REAP;
+                       per layer the shared expert's share of the MoE output (capture/saliency.py).
+    expert_saliency_path: how per-expert outputs are recomputed: "grouped" (the experts module's own implementation,
+                       batched) or "loop" (its eager per-expert loop).
     """
 
     routing: bool = True
@@ -37,12 +41,19 @@ class CaptureSettings:
     attention_stride: int = 64
     attention_topk: int = 8
     mtp: bool = False
+    expert_saliency: bool = False
+    expert_saliency_path: str = "grouped"
 
     def __post_init__(self):
         if self.router_logits and not self.routing:
             raise ValueError("router_logits=True needs routing=True")
         self._check_deltanet()
         self._check_attention()
+        if self.expert_saliency_path not in ("grouped", "loop"):
+            raise ValueError(f"expert_saliency_path must be 'grouped' or 'loop', got {self.expert_saliency_path!r}")
+        if self.expert_saliency_path != "grouped" and not self.expert_saliency:
+            raise ValueError("expert_saliency_path needs expert_saliency=True (CLI: --expert-saliency-path needs "
+                             "--expert-saliency)")
 
     def _check_attention(self) -> None:
         for name, least in (("attention_stride", 0), ("attention_topk", 1)):

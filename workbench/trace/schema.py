@@ -423,6 +423,74 @@ MTP_COLUMNS = (
            "temperature-1 draft would match a greedy trunk)."),
 )
 
+# Sparsity probes (issue 13). Expert saliency (capture, --expert-saliency): one row per (sequence, MoE layer, routed
+# expert chosen at least once) in `expert_saliency`, per (sequence, MoE layer) in `shared_expert_share`. Written by
+# probes: `label_divergence`, `label_experts`, `vocab_specialisation` (probes/routing_specialization.py) and
+# `expert_pruning` (probes/expert_pruning.py, an intervention: rows say so).
+MOE_LAYER = Column("layer", pa.int16(), "Decoder-layer index (0-based) of the MoE block.")
+EXPERT_SALIENCY_COLUMNS = (
+    SEQ_ID,
+    MOE_LAYER,
+    Column("expert", pa.int16(), "Routed expert id in [0, E)."),
+    Column("count", pa.int32(), "Tokens of the sequence routed to the expert (top-k selections), >= 1."),
+    Column("gate_mean", pa.float32(), "Mean gate weight w the expert's output was mixed with, over its tokens, 0..1."),
+    Column("output_norm_mean", pa.float32(), "Mean ||e(x)||_2 of the expert's own (unweighted) output over its "
+           "tokens, units of the hidden state."),
+    Column("reap", pa.float32(), "REAP score: mean over its tokens of w x ||e(x)||_2 (router gate times expert output "
+           "norm), units of the hidden state. Aggregate over sequences weighted by count."),
+)
+SHARED_EXPERT_SHARE_COLUMNS = (
+    SEQ_ID,
+    MOE_LAYER,
+    Column("tokens", pa.int32(), "Tokens of the sequence."),
+    Column("share_mean", pa.float32(), "Mean over tokens of ||c|| / (||c|| + ||r||), 0..1: c = sigmoid(shared gate) x "
+           "shared-expert output, r = the routed experts' weighted sum (the MoE output is c + r)."),
+    Column("shared_norm_mean", pa.float32(), "Mean ||c||_2 over tokens, units of the hidden state."),
+    Column("routed_norm_mean", pa.float32(), "Mean ||r||_2 over tokens, units of the hidden state."),
+)
+PROBE_MODEL = Column("model", pa.string(), "Which weights: 'trained' (the run's model) or 'random_init' (the same "
+                     "config at a seeded random init, the baseline).")
+LABEL_DIVERGENCE_COLUMNS = (
+    PROBE_MODEL,
+    MOE_LAYER,
+    Column("label_a", pa.string(), "First prompt label of the pair."),
+    Column("label_b", pa.string(), "Second prompt label of the pair."),
+    Column("js_bits", pa.float32(), "Jensen-Shannon divergence in bits between the two labels' expert-load "
+           "distributions (top-k selection counts), 0 (same load) .. 1."),
+)
+LABEL_EXPERTS_COLUMNS = (
+    PROBE_MODEL,
+    MOE_LAYER,
+    Column("label", pa.string(), "Prompt label."),
+    Column("rank", pa.int16(), "1 = the label's most over-represented expert at this layer."),
+    Column("expert", pa.int16(), "Routed expert id."),
+    Column("fraction", pa.float32(), "Share of the label's top-k selections that went to the expert, 0..1."),
+    Column("lift", pa.float32(), "fraction / the expert's share over all labels (> 1 = over-represented)."),
+)
+VOCAB_SPECIALISATION_COLUMNS = (
+    PROBE_MODEL,
+    MOE_LAYER,
+    Column("token_id", pa.int32(), "Vocabulary id."),
+    Column("token", pa.string(), "The token as the tokenizer spells it."),
+    Column("count", pa.int32(), "Occurrences of the token in the probe's prompts."),
+    Column("top_expert", pa.int16(), "Its most frequent top-1 expert at this layer."),
+    Column("top_share", pa.float32(), "Fraction of its occurrences routed first to top_expert, 0..1 (1 = fixed)."),
+    Column("experts", pa.int32(), "Distinct top-1 experts it went to."),
+)
+EXPERT_PRUNING_COLUMNS = (
+    Column("intervention", pa.string(), "Always 'expert_mask': rows measure a model whose routers never choose the "
+           "masked experts (logits -inf before top-k), not the model as shipped."),
+    Column("criterion", pa.string(), "How experts were masked per layer: 'none' (baseline), 'frequency' (least "
+           "chosen), 'reap' (lowest REAP score) or 'random' (seeded)."),
+    Column("fraction", pa.float32(), "Fraction of each MoE layer's experts masked, 0..1."),
+    Column("masked_per_layer", pa.int32(), "Experts masked in each MoE layer."),
+    Column("suite", pa.string(), "Held-out suite measured ('heldout_loss' for the loss row)."),
+    Column("n", pa.int32(), "Prompts (accuracy) or tokens (loss) measured."),
+    Column("metric", pa.string(), "'exact_match' (fraction answered exactly, 0..1) or 'loss' (mean next-token cross "
+           "entropy, nats)."),
+    Column("value", pa.float32(), "The metric's value."),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "tokens": TOKENS_COLUMNS,
     "routing": ROUTING_COLUMNS,
@@ -441,6 +509,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "state_capacity": STATE_CAPACITY_COLUMNS,
     "layer_ablation": LAYER_ABLATION_COLUMNS,
     "mtp": MTP_COLUMNS,
+    "expert_saliency": EXPERT_SALIENCY_COLUMNS,
+    "shared_expert_share": SHARED_EXPERT_SHARE_COLUMNS,
+    "label_divergence": LABEL_DIVERGENCE_COLUMNS,
+    "label_experts": LABEL_EXPERTS_COLUMNS,
+    "vocab_specialisation": VOCAB_SPECIALISATION_COLUMNS,
+    "expert_pruning": EXPERT_PRUNING_COLUMNS,
 }
 
 

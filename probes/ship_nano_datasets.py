@@ -1,0 +1,53 @@
+"""Rebuild datasets/nano (the shipped nano dataset) from the probes' trace folders:
+
+    workbench trace --model nano --dtype float32 --prompts DEMO4.jsonl --out T1 --deltanet --attention --expert-saliency
+    python probes/routing_specialization.py --model nano --dtype float32 --n 1 --min-count 3 --out T2
+    python probes/expert_pruning.py --model nano --dtype float32 --n 8 --out T3 \
+        --suites assoc_recall_16pairs_compact arithmetic_mul code_256 --loss-tokens 256 --calibration-tokens 512
+    python probes/ship_nano_datasets.py T1 T2 T3 --out datasets/nano
+
+DEMO4.jsonl: the demo prompts passkey_1024-s0-0000, code_256-s0-0000, arithmetic_add-s0-0000 and copy_16-s0-0000 of
+datasets/prompts/demo.jsonl (the 2-core CPU box was shared; `make demo` traces all twelve fresh).
+Every committed run of the given trace folders is copied into one staging trace folder, which `workbench export`
+writes to --out (a new or empty folder) with its card. A needle-sweep trace folder (the long-context probes) is
+added the same way: pass it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from workbench.trace.export import copy_runs, export_dataset
+
+NOTES = """The nano model's probe outputs, shipped so the dashboard opens on real data with no model run
+(`workbench app datasets/nano`, or `make demo`). Runs (see "How it was made" for each run's exact settings):
+a trace of demo prompts with routing, DeltaNet state, attention recall and expert saliency; the routing
+specialisation probe (the model's routing of the six nano domains, the same at a seeded random init, and the
+probe's tables `label_divergence`, `label_experts`, `vocab_specialisation`, column `model`); the prune what-if
+sweep (`expert_pruning`: an INTERVENTION, experts masked in the routers). Rebuilt by `probes/ship_nano_datasets.py`.
+Not yet here: the needle sweep (`needle_sweep`) of the long-context probes; re-export with that run to add it."""
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("traces", nargs="+", help="trace folders whose committed runs to ship")
+    parser.add_argument("--out", default="datasets/nano")
+    args = parser.parse_args(argv)
+    staging = Path(tempfile.mkdtemp(prefix="nano-dataset-"))
+    try:
+        for folder in args.traces:
+            copy_runs(folder, staging / "trace")
+        summary = export_dataset(staging / "trace", args.out, title="nano", notes=NOTES)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    total = sum(s["bytes"] for s in summary.tables.values())
+    print(f"{len(summary.runs)} runs -> {summary.path}: {total / 1e6:.2f} MB in {len(summary.tables)} tables")
+    for table, stats in summary.tables.items():
+        print(f"  {table}: {stats['rows']} rows, {stats['bytes'] / 1e3:.1f} kB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Expert saliency against a reference that runs each expert by hand on the tokens routed to it (tiny models), both
+recompute paths, and the model's output untouched."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from workbench.capture import CaptureSettings, capture
+from workbench.capture.saliency import expert_outputs
+from workbench.testing.model_state import model_state
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _moe_inputs(model, input_ids):
+    """Decoder-layer index -> the MoE block's input hidden states [N, H] (a pre-hook; removed after)."""
+    seen, handles = {}, []
+    for index, layer in enumerate(model.model.layers):
+        handles.append(layer.mlp.register_forward_pre_hook(
+            lambda module, args, index=index: seen.__setitem__(index, args[0].reshape(-1, args[0].shape[-1]))))
+    try:
+        logits = model(input_ids=input_ids, use_cache=False).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits, seen
+
+
+def _reference(model, hidden_by_layer):
+    """Per layer: count [E], gate_mean, norm_mean, reap [E] (NaN where never chosen) and the shared share, from the
+    router weights and each expert's weights applied by hand in float64."""
+    config, refs = model.config, {}
+    for index, hidden in hidden_by_layer.items():
+        mlp, x = model.model.layers[index].mlp, hidden.double()
+        probs = torch.softmax(x @ mlp.gate.weight.double().T, dim=-1)  # [N, E]
+        top = probs.topk(config.num_experts_per_tok, dim=-1)
+        weights = top.values / top.values.sum(-1, keepdim=True)  # [N, k]
+        E = config.num_experts
+        count, gate, norm, reap = (torch.zeros(E, dtype=torch.float64) for _ in range(4))
+        routed = torch.zeros_like(x)
+        for e in range(E):
+            tokens, slot = torch.where(top.indices == e)
+            if len(tokens) == 0:
+                continue
+            gate_up = x[tokens] @ mlp.experts.gate_up_proj[e].double().T
+            g, u = gate_up.chunk(2, dim=-1)
+            out = (F.silu(g) * u) @ mlp.experts.down_proj[e].double().T  # [n_e, H]
+            w = weights[tokens, slot]
+            count[e], gate[e] = len(tokens), w.mean()
+            norm[e], reap[e] = out.norm(dim=-1).mean(), (w * out.norm(dim=-1)).mean()
+            routed.index_add_(0, tokens, out * w[:, None])
+        s = mlp.shared_expert(hidden).double() * torch.sigmoid(mlp.shared_expert_gate(hidden).double())
+        share = (s.norm(dim=-1) / (s.norm(dim=-1) + routed.norm(dim=-1))).mean()
+        refs[index] = dict(count=count, gate=gate, norm=norm, reap=reap, share=share)
+    return refs
+
+
+@pytest.mark.parametrize("model_name,path", [("tiny_next", "grouped"), ("tiny_next", "loop"), ("tiny_35moe", "grouped")])
+def test_saliency_matches_experts_run_by_hand(model_name, path, request):
+    model = request.getfixturevalue(model_name)
+    input_ids = torch.randint(0, model.config.vocab_size, (1, 53), generator=torch.Generator().manual_seed(5))
+    plain, hidden = _moe_inputs(model, input_ids)
+    refs = _reference(model, hidden)
+    before = model_state(model)
+    with capture(model, CaptureSettings(routing=False, expert_saliency=True, expert_saliency_path=path)) as run:
+        logits = model(input_ids=input_ids, use_cache=False).logits
+        record = run.collect("expert_saliency")
+    assert torch.equal(logits, plain)  # observe only
+    assert model_state(model) == before
+    assert record.path == path and record.layers == sorted(refs)
+    for row, layer in enumerate(record.layers):
+        ref, count = refs[layer], record.count[row].double()
+        assert torch.equal(count, ref["count"])
+        chosen = count > 0
+        torch.testing.assert_close(record.gate_sum[row][chosen] / count[chosen], ref["gate"][chosen], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(record.norm_sum[row][chosen] / count[chosen], ref["norm"][chosen], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(record.reap_sum[row][chosen] / count[chosen], ref["reap"][chosen], rtol=1e-4, atol=1e-6)
+        assert int(record.shared_tokens[row]) == input_ids.numel()
+        assert abs(float(record.share_sum[row]) / input_ids.numel() - float(ref["share"])) < 1e-5
+
+
+def test_paths_agree_and_table_rows(tiny_next):
+    """The grouped and loop recomputes give the same per-expert outputs; the table holds one row per chosen expert
+    with means = sums / count."""
+    from workbench.trace.saliency_tables import saliency_tables
+
+    experts = tiny_next.model.layers[0].mlp.experts
+    hidden = torch.randn(29, tiny_next.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(0, tiny_next.config.num_experts, (29, 4), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(expert_outputs(experts, hidden, ids, "grouped"), expert_outputs(experts, hidden, ids, "loop"),
+                               rtol=1e-5, atol=1e-6)
+    input_ids = torch.randint(0, tiny_next.config.vocab_size, (1, 40), generator=torch.Generator().manual_seed(4))
+    with capture(tiny_next, CaptureSettings(routing=False, expert_saliency=True)) as run:
+        tiny_next(input_ids=input_ids, use_cache=False)
+        record = run.collect("expert_saliency")
+    tables = saliency_tables("s0", record)
+    table = tables["expert_saliency"].to_pandas()
+    assert len(table) == int((record.count > 0).sum())
+    assert table.groupby("layer")["count"].sum().tolist() == [40 * tiny_next.config.num_experts_per_tok] * 4
+    first = table.iloc[0]
+    expected = float(record.reap_sum[0, int(first.expert)] / record.count[0, int(first.expert)])
+    assert abs(first.reap - expected) < 1e-6
+    assert len(tables["shared_expert_share"]) == 4
+
+
+def test_settings_refuse_path_without_saliency():
+    with pytest.raises(ValueError, match="expert_saliency_path needs expert_saliency=True"):
+        CaptureSettings(expert_saliency_path="loop")
+    with pytest.raises(ValueError, match="must be 'grouped' or 'loop'"):
+        CaptureSettings(expert_saliency=True, expert_saliency_path="fast")

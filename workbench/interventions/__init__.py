@@ -1,0 +1,6 @@
+"""Interventions: explicit, labelled changes to a model's computation (unlike capture/, which only observes). Each is
+a context manager that restores the model on exit and on error."""
+
+from .expert_mask import ExpertMaskError, mask_experts
+
+__all__ = ["ExpertMaskError", "mask_experts"]
