@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 trace: install
-	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE) --deltanet --attention --expert-saliency
+	$(VENV)/bin/workbench trace --model nano --prompts $(PROMPTS) --out $(TRACE) --deltanet --attention --expert-saliency --mtp
 
 # A new $(TRACE) starts as a copy of the shipped dataset $(SHIPPED) (a trace folder: its runs show with no model run);
 # the fresh demo run is appended to it. An existing $(TRACE) is only appended to (nothing in it is replaced).
