@@ -159,6 +159,7 @@ def mtp_acceptance(model, head, seed: int, n_tokens: int, device: torch.device, 
     by_domain, by_bucket = {}, {}
     for domain in data.DOMAINS:
         ids = domain_stream(domain, seed, n_tokens)
+        row_len = min(row_len, n_tokens)  # a stream shorter than a row is one row
         x = torch.tensor(ids[: len(ids) // row_len * row_len], device=device).view(-1, row_len)  # [R, row_len]
         accepted, correct, p_acc = [], [], []
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -188,6 +189,7 @@ def deltanet_half_lives(model, seed: int, n_tokens: int, device: torch.device, r
     with capture(model, CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")) as run:
         for domain in data.DOMAINS:
             ids = domain_stream(domain, seed, n_tokens)
+            row_len = min(row_len, n_tokens)  # a stream shorter than a row is one row
             x = torch.tensor(ids[: len(ids) // row_len * row_len], device=device).view(-1, row_len)
             for row in x:  # one row per forward: the recorder's segments are rows
                 model(input_ids=row[None], use_cache=False)
