@@ -28,8 +28,12 @@ trace: install
 # A new $(TRACE) starts as a copy of the shipped dataset $(SHIPPED) (a trace folder: its runs show with no model run);
 # the fresh demo run is appended to it. An existing $(TRACE) is only appended to (nothing in it is replaced).
 seed-demo:
-	@if [ ! -e $(TRACE) ]; then mkdir -p $(dir $(TRACE)) && cp -R $(SHIPPED) $(TRACE) && chmod -R u+w $(TRACE) \
-		&& rm -f $(TRACE)/README.md && echo "$(TRACE): seeded with the shipped runs of $(SHIPPED)"; fi
+	@if [ -e $(TRACE) ]; then :; \
+	elif $(PY) -c "import json, sys; from workbench.trace.schema import SCHEMA_VERSION; \
+sys.exit(json.load(open('$(SHIPPED)/workbench.json'))['schema_version'] != SCHEMA_VERSION)"; then \
+		mkdir -p $(dir $(TRACE)) && cp -R $(SHIPPED) $(TRACE) && chmod -R u+w $(TRACE) \
+		&& rm -f $(TRACE)/README.md && echo "$(TRACE): seeded with the shipped runs of $(SHIPPED)"; \
+	else echo "$(SHIPPED) was written with an older trace schema: $(TRACE) starts empty (workbench app $(SHIPPED) opens it)"; fi
 
 demo: install seed-demo trace
 	$(VENV)/bin/workbench info $(TRACE)
