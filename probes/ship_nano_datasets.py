@@ -1,10 +1,12 @@
 """Rebuild datasets/nano (the shipped nano dataset) from the probes' trace folders:
 
-    workbench trace --model nano --dtype float32 --prompts DEMO4.jsonl --out T1 --deltanet --attention --expert-saliency
+    workbench trace --model nano --dtype float32 --prompts DEMO4.jsonl --out T1 --deltanet --attention --expert-saliency \
+        --mtp
     python probes/routing_specialization.py --model nano --dtype float32 --n 1 --min-count 3 --out T2
     python probes/expert_pruning.py --model nano --dtype float32 --n 8 --out T3 \
         --suites assoc_recall_16pairs_compact arithmetic_mul code_256 --loss-tokens 256 --calibration-tokens 512
-    python probes/ship_nano_datasets.py T1 T2 T3 --out datasets/nano
+    python probes/needle_sweep.py --out T4
+    python probes/ship_nano_datasets.py T1 T2 T3 T4 --out datasets/nano
 
 DEMO4.jsonl: the demo prompts passkey_1024-s0-0000, code_256-s0-0000, arithmetic_add-s0-0000 and copy_16-s0-0000 of
 datasets/prompts/demo.jsonl (the 2-core CPU box was shared; `make demo` traces all twelve fresh).
@@ -24,11 +26,11 @@ from workbench.trace.export import copy_runs, export_dataset
 
 NOTES = """The nano model's probe outputs, shipped so the dashboard opens on real data with no model run
 (`workbench app datasets/nano`, or `make demo`). Runs (see "How it was made" for each run's exact settings):
-a trace of demo prompts with routing, DeltaNet state, attention recall and expert saliency; the routing
+a trace of demo prompts with routing, DeltaNet state (with the needle contribution), attention recall, expert
+saliency and the MTP head's draft acceptance (`mtp`); the long-context needle sweep (`needle_sweep`); the routing
 specialisation probe (the model's routing of the six nano domains, the same at a seeded random init, and the
 probe's tables `label_divergence`, `label_experts`, `vocab_specialisation`, column `model`); the prune what-if
-sweep (`expert_pruning`: an INTERVENTION, experts masked in the routers). Rebuilt by `probes/ship_nano_datasets.py`.
-Not yet here: the needle sweep (`needle_sweep`) of the long-context probes; re-export with that run to add it."""
+sweep (`expert_pruning`: an INTERVENTION, experts masked in the routers). Rebuilt by `probes/ship_nano_datasets.py`."""
 
 
 def main(argv=None) -> None:
