@@ -36,7 +36,7 @@ def routing_overlap_bars(frame: pd.DataFrame, mtp_layer: int, chance: float | No
                               hovertemplate="trunk %{x}<br>Jaccard %{y:.3f}<br>%{customdata} rows<extra></extra>"))
     if chance is not None:
         figure.add_hline(y=chance, line_dash="dot", annotation_text=f"chance ~{chance:.3f}",
-                         annotation_position="top right")
+                         annotation_position="top left")
     figure.update_layout(title=title, xaxis_title="trunk layer", yaxis_title="mean Jaccard of the top-k sets")
     figure.update_xaxes(type="category")
     return figure
