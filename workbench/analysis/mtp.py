@@ -17,17 +17,16 @@ _MEANS = ("count(*) AS rows, avg(m.accepted::INT) AS accepted, avg(m.draft_corre
           "avg(m.p_accepted) AS p_accepted")
 
 
-def _labels(db: TraceDB, scope: Scope) -> str:
-    """A subquery (run_id, seq_id, label, num_tokens) per sequence of the scope's run."""
-    return ("(SELECT run_id, seq_id, any_value(label) AS label, count(*) AS num_tokens FROM tokens "
-            "WHERE run_id = ? GROUP BY run_id, seq_id)")
+# A subquery (run_id, seq_id, label, num_tokens) per sequence of one run (its parameter: the run id).
+_SEQUENCES = ("(SELECT run_id, seq_id, any_value(label) AS label, count(*) AS num_tokens FROM tokens "
+              "WHERE run_id = ? GROUP BY run_id, seq_id)")
 
 
 def acceptance_by_label(db: TraceDB, scope: Scope) -> pd.DataFrame:
     """Per prompt label (null label shown as '(none)'): rows, accepted, draft_correct, p_accepted."""
     where, params = scope.where("m", layer=False)
     return db.frame(
-        f"SELECT coalesce(s.label, '(none)') AS label, {_MEANS} FROM mtp m JOIN {_labels(db, scope)} s "
+        f"SELECT coalesce(s.label, '(none)') AS label, {_MEANS} FROM mtp m JOIN {_SEQUENCES} s "
         f"USING (run_id, seq_id) WHERE {where} GROUP BY 1 ORDER BY 1", [scope.run_id, *params])
 
 
@@ -49,7 +48,7 @@ def acceptance_by_length(db: TraceDB, scope: Scope, edges: tuple[int, ...] = POS
     cases = " ".join(f"WHEN s.num_tokens < {hi} THEN {lo}" for lo, hi in zip(edges, edges[1:]))
     frame = db.frame(
         f"SELECT CASE {cases} ELSE {edges[-1]} END AS length_start, count(DISTINCT m.seq_id) AS sequences, "
-        f"{_MEANS} FROM mtp m JOIN {_labels(db, scope)} s USING (run_id, seq_id) WHERE {where} GROUP BY 1 ORDER BY 1",
+        f"{_MEANS} FROM mtp m JOIN {_SEQUENCES} s USING (run_id, seq_id) WHERE {where} GROUP BY 1 ORDER BY 1",
         [scope.run_id, *params])
     ends = dict(zip(edges, edges[1:]))
     frame["length"] = [f"{lo}-{ends[lo]}" if lo in ends else f">={lo}" for lo in frame["length_start"]]

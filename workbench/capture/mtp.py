@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from ..ops.router_stats import ROUTER_STATS
 from ..trace.mtp_tables import mtp_table
 from .records import MTPCapture
 from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
@@ -33,6 +32,7 @@ class MTPRecorder:
 
     def __init__(self):
         self.head = None
+        self.model = None
         self.mtp_layer = None
         self._ids: torch.Tensor | None = None
         self._drafts: torch.Tensor | None = None
@@ -66,13 +66,7 @@ class MTPRecorder:
             handles.append(model.get_decoder().norm.register_forward_hook(self._final_norm_hook))
             handles.append(model.get_output_embeddings().register_forward_hook(self._logits_hook))
             if adapter.router is not None:
-                self.routing.token_stats = ROUTER_STATS[adapter.router.scoring]
-                layer = self.head.layers[0]
-                router = layer.get_submodule(adapter.router.path)
-                handles.append(router.register_forward_hook(self.routing.router_hook(self.mtp_layer)))
-                if adapter.router.shared_expert_gate is not None:
-                    gate = layer.get_submodule(adapter.router.shared_expert_gate)
-                    handles.append(gate.register_forward_hook(self.routing.shared_gate_hook(self.mtp_layer)))
+                handles += self.routing.attach_layer(self.head.layers[0], self.mtp_layer, adapter)
         except BaseException:
             remove_all(handles)
             raise

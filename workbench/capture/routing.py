@@ -55,6 +55,16 @@ class RoutingRecorder:
             raise
         return handles
 
+    def attach_layer(self, layer: torch.nn.Module, index: int, adapter) -> list:
+        """Hook the router (and shared-expert gate) of one decoder layer outside the model's layer list, recorded
+        under layer `index` (the MTP head's layer, capture/mtp.py). Returns the handles."""
+        self.token_stats = ROUTER_STATS[adapter.router.scoring]
+        handles = [layer.get_submodule(adapter.router.path).register_forward_hook(self.router_hook(index))]
+        if adapter.router.shared_expert_gate is not None:
+            gate = layer.get_submodule(adapter.router.shared_expert_gate)
+            handles.append(gate.register_forward_hook(self.shared_gate_hook(index)))
+        return handles
+
     def begin_sequence(self, sequence: SequenceInfo) -> None:
         pass
 
