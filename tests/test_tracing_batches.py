@@ -8,7 +8,9 @@ import pytest
 import torch
 from table_compare import assert_same_tables, trace_frames
 
+import workbench.capture.attention
 from workbench.adapters import get_adapter
+from workbench.capture.attention import row_groups
 from workbench.capture import CaptureSettings
 from workbench.loading import LoadedModel
 from workbench.prompts import Prompt
@@ -21,8 +23,9 @@ SETTINGS = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stri
 
 
 def _prompts():
-    """A mix of lengths (5 to 200 tokens with the byte tokenizer), spans with a query span, one needle prompt."""
-    lengths = [200, 37, 5, 120, 64, 63, 65, 150, 17]
+    """A mix of lengths (5 to 200 tokens with the byte tokenizer; three of 64, which a batch analyses in one attention
+    call), spans with a query span, one needle prompt."""
+    lengths = [200, 37, 5, 120, 64, 63, 65, 150, 17, 64, 64]
     prompts = [Prompt(f"p{i}", TEXT[:n], "a" if i % 2 else None) for i, n in enumerate(lengths)]
     prompts.append(Prompt("spans", TEXT[:90], "b", {"spans": [{"name": "key", "start": 16, "end": 21},
                                                               {"name": "question", "start": 70, "end": 80, "query": True}]}))
@@ -60,11 +63,21 @@ def test_plan_batches_packs_by_length_and_keeps_alone_prompts_alone():
     assert plan_batches(lengths, 20, [False] * 5) == [[1], [3], [2], [0, 4]]  # a prompt longer than the budget still runs
 
 
+def test_row_groups_are_runs_of_alike_rows():
+    a, b = ([("key", 1, 3)], [2], 10), ([], [], 10)
+    assert row_groups([a, a, b, b, b, a]) == [(0, 2), (2, 5), (5, 6)]
+    assert row_groups([b]) == [(0, 1)]
+
+
 @pytest.mark.parametrize("batch_tokens", [256, 1024])
-def test_batched_trace_equals_batch_one(loaded, tmp_path, batch_tokens):
+def test_batched_trace_equals_batch_one(loaded, tmp_path, batch_tokens, monkeypatch):
     prompts = _prompts()
     trace_prompts(loaded, prompts, tmp_path / "one", SETTINGS, progress=False)
+    groups = []
+    monkeypatch.setattr(workbench.capture.attention, "row_groups",
+                        lambda rows: groups.append(row_groups(rows)) or groups[-1])
     summary = trace_prompts(loaded, prompts, tmp_path / "batched", SETTINGS, progress=False, batch_tokens=batch_tokens)
+    assert any(b1 - b0 >= 2 for call in groups for b0, b1 in call), groups  # rows of 64 tokens: one attention call
     one, batched = trace_frames(tmp_path / "one"), trace_frames(tmp_path / "batched")
     assert {"routing", "router_logits", "deltanet", "deltanet_heads", "deltanet_head_summary", "attention",
             "attention_gate", "state_recall", "spans", "tokens"} <= set(one)

@@ -85,15 +85,15 @@ def test_ctrl_c_stops_at_a_batch_boundary_and_says_how_to_resume(tmp_path, next_
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(f'{{"id": "{p.id}", "text": "{p.text}"}}\n' for p in PROMPTS))
     out = tmp_path / "trace"
-    real, calls = workbench.capture.context.CaptureRun.batch_tables, []
+    real, calls = workbench.capture.context.CaptureRun.collect, []
 
-    def tables_then_ctrl_c(run, sequences):
+    def collect_then_ctrl_c(run, kind=None):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)  # as a terminal would on Ctrl-C, during the third batch
-        return real(run, sequences)
+        return real(run, kind)
 
-    monkeypatch.setattr(workbench.capture.context.CaptureRun, "batch_tables", tables_then_ctrl_c)
+    monkeypatch.setattr(workbench.capture.context.CaptureRun, "collect", collect_then_ctrl_c)
     args = ["trace", "--model", str(next_checkpoint), "--prompts", str(prompts), "--out", str(out), "--part-tokens", "50"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 130, result.output
@@ -104,7 +104,7 @@ def test_ctrl_c_stops_at_a_batch_boundary_and_says_how_to_resume(tmp_path, next_
     assert [p["id"] for p in manifest["prompts"]] == ["p0", "p1", "p2"]
     assert sorted(set(trace.read("tokens").column("seq_id").to_pylist())) == ["p0", "p1", "p2"]
     assert not (out / ".staging").exists()
-    monkeypatch.setattr(workbench.capture.context.CaptureRun, "batch_tables", real)
+    monkeypatch.setattr(workbench.capture.context.CaptureRun, "collect", real)
     result = CliRunner().invoke(app, [*args, "--resume", manifest["run_id"]])
     assert result.exit_code == 0 and "7 committed earlier" not in result.output and "3 committed earlier" in result.output
     [manifest] = open_trace(out).manifests()

@@ -9,6 +9,9 @@ table against batch-1 traces). Rotary positions are 0..T-1 in every row, as at b
 cut off before any table is built (SequenceInfo.rows). Prompts a recorder cannot batch (DeltaNet recall pairs,
 snapshots counted from the end; a recorder without `begin_batch`) run alone.
 
+Pipeline: the main thread runs a batch's forward and collects its records to the host, then hands them to the
+TableBuilder, whose threads build the tables and add them to the writer (which encodes Parquet on its own threads)
+while the main thread runs the next forward.
 Parts: rows of finished prompts are committed every `part_tokens` tokens (TraceWriter.commit_part), so a run that
 dies keeps its committed prompts and `resume=<run_id>` continues it. Ctrl-C (SIGINT) stops at the next batch
 boundary: what ran is committed and TraceInterrupted says what was kept.
@@ -16,15 +19,19 @@ boundary: what ran is committed and TraceInterrupted says what was kept.
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import pyarrow as pa
 import torch
 
 from .capture import CaptureSettings, SequenceInfo, capture
@@ -33,7 +40,7 @@ from .prompts import Prompt
 from .spans import encode, prompt_token_spans
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.attention_tables import spans_table
-from .trace.tables import tokens_table
+from .trace.tables import batch_tokens_table
 from .trace.writer import read_manifest
 
 PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
@@ -235,36 +242,25 @@ def trace_prompts(
         batches = plan_batches([len(e.token_ids) for e in todo], batch_tokens, alone)
         base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        pending: list[dict] = []
         done = 0
         bar = _progress(len(todo), progress)
-        for batch in batches:
-            rows = [todo[i] for i in batch]
-            width = max(len(e.token_ids) for e in rows)
-            sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            for b, e in enumerate(rows):
-                ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
-            run.begin_batch(sequences)
-            model(input_ids=ids.to(device), use_cache=False)  # no attention mask: causal, padding on the right
-            for e, tables in zip(rows, run.batch_tables(sequences)):
-                if e.spans:
-                    writer.add("spans", spans_table(e.prompt.id, e.spans))
-                writer.add("tokens", tokens_table(e.prompt.id, e.token_ids, tokenizer.convert_ids_to_tokens(e.token_ids),
-                                                  e.prompt.label))
-                for table, data in tables.items():
-                    writer.add(table, data)
-                pending.append(e.record())
-            done += len(rows)
-            bar.update(len(rows))
-            if sum(r["num_tokens"] for r in pending) >= part_tokens or stop.is_set():
-                writer.commit_part(pending, base)
-                pending = []
-            if stop.is_set():
-                break
+        with TableBuilder(writer, run, base, part_tokens, token_strings(tokenizer)) as builder:
+            for batch in batches:
+                rows = [todo[i] for i in batch]
+                width = max(len(e.token_ids) for e in rows)
+                sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
+                ids = torch.full((len(rows), width), pad, dtype=torch.long)
+                for b, e in enumerate(rows):
+                    ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
+                run.begin_batch(sequences)
+                model(input_ids=ids.to(device), use_cache=False)  # no attention mask: causal, padding on the right
+                builder.submit(rows, sequences, run.collect())
+                done += len(rows)
+                bar.update(len(rows))
+                if stop.is_set():
+                    break
+            builder.finish()  # waits for the tables and commits what is left
         bar.close()
-        if pending:
-            writer.commit_part(pending, base)
         manifest = read_manifest(writer.root, writer.run_id)
         if stop.is_set() and done < len(todo):
             writer.close()
@@ -277,6 +273,76 @@ def trace_prompts(
             raise RuntimeError(f"run {writer.run_id} has no committed part")
         path = writer.finish(order=[p.id for p in prompts])
         return _summary(writer, read_manifest(writer.root, writer.run_id), done, skipped, path)
+
+
+BUILD_THREADS = min(4, os.cpu_count() or 1)  # batches whose tables are built at once
+MAX_BATCHES_AHEAD = 2 * BUILD_THREADS  # collected batches that may wait for their tables while forwards go on
+
+
+def token_strings(tokenizer) -> pa.Array:
+    """The token string of every id (the tokens table's `token` column is a `take` from it)."""
+    return pa.array(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))), type=pa.string())
+
+
+class TableBuilder:
+    """Turns each collected batch into trace rows off the main thread, so the next forward runs meanwhile.
+
+    Building a batch's tables (host records -> Arrow; no device work: collect moved everything to the CPU) runs on
+    a pool of BUILD_THREADS threads (numpy, torch and Arrow release the GIL in their loops). One sink thread then
+    takes the batches in submission order, adds their tables to the writer and commits a part whenever
+    `part_tokens` tokens of finished prompts are pending; it is the only thread that touches the writer until
+    `finish()`. An error on either thread is raised in the main thread by the next `submit` or by `finish`;
+    leaving the `with` block on an error drops the queued batches and waits for those in flight, so the writer's
+    abort cleans up after them (committed parts stay)."""
+
+    def __init__(self, writer: TraceWriter, run, base: dict, part_tokens: int, vocab: pa.Array):
+        self.writer, self.run, self.base, self.part_tokens, self.vocab = writer, run, base, part_tokens, vocab
+        self.pending: list[dict] = []  # prompt records added since the last commit
+        self._build = ThreadPoolExecutor(BUILD_THREADS, thread_name_prefix="trace-tables")
+        self._sink = ThreadPoolExecutor(1, thread_name_prefix="trace-sink")
+        self._jobs: deque[Future] = deque()  # sink jobs, oldest first
+
+    def __enter__(self) -> "TableBuilder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for job in self._jobs:
+            job.cancel()
+        self._sink.shutdown(wait=True, cancel_futures=True)
+        self._build.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, rows: list[Encoded], sequences: list[SequenceInfo], records: dict) -> None:
+        while self._jobs and (self._jobs[0].done() or len(self._jobs) >= MAX_BATCHES_AHEAD):
+            self._jobs.popleft().result()  # re-raises a builder error here, in the main thread
+        built = self._build.submit(self._tables, rows, sequences, records)
+        self._jobs.append(self._sink.submit(self._add, rows, built))
+
+    def finish(self) -> None:
+        """Wait for every submitted batch, then commit what is pending."""
+        while self._jobs:
+            self._jobs.popleft().result()
+        if self.pending:
+            self._commit()
+
+    def _tables(self, rows: list[Encoded], sequences: list[SequenceInfo], records: dict) -> dict[str, list[pa.Table]]:
+        tables = {"spans": [spans_table(e.prompt.id, e.spans) for e in rows if e.spans],
+                  "tokens": [batch_tokens_table([e.prompt.id for e in rows], [e.token_ids for e in rows],
+                                                [e.prompt.label for e in rows], self.vocab)]}
+        for name, table in self.run.build_tables(records, sequences).items():
+            tables.setdefault(name, []).append(table)
+        return tables
+
+    def _add(self, rows: list[Encoded], built: Future) -> None:
+        for name, tables in built.result().items():
+            for table in tables:
+                self.writer.add(name, table)
+        self.pending.extend(e.record() for e in rows)
+        if sum(r["num_tokens"] for r in self.pending) >= self.part_tokens:
+            self._commit()
+
+    def _commit(self) -> None:
+        self.writer.commit_part(self.pending, self.base)
+        self.pending = []
 
 
 def _summary(writer: TraceWriter, manifest: dict | None, done: int, skipped: set[str], path=None) -> RunSummary:

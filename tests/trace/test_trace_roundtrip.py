@@ -103,6 +103,7 @@ def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
 
     def flush_and_note(writer, table):
         real_flush(writer, table)
+        writer.wait_for_writes()  # files are written on the writer's pool
         staged.extend(writer._staging.rglob("*.parquet"))
 
     monkeypatch.setattr(TraceWriter, "_flush", flush_and_note)

@@ -144,12 +144,14 @@ class AttentionRecorder:
         def record(module, query, key, scaling):
             if self.batch_rows is not None and query.shape[-2] == key.shape[-2]:  # right-padded prefill
                 with torch.no_grad():
-                    per_row = []
-                    for b, (spans, named, n) in enumerate(self.batch_rows):
+                    groups = []
+                    for b0, b1 in row_groups(self.batch_rows):  # rows alike in spans, query rows and length: one call
+                        spans, named, n = self.batch_rows[b0]
                         rows = select_rows(0, n, self.stride, named)
-                        per_row.append(rows_attention_stats(query[b:b + 1, :, :n].detach(), key[b:b + 1, :, :n].detach(),
-                                                            rows, scaling, spans, self.top_k, self.block_size))
-                self._row_stats.setdefault(layer, []).append(per_row)
+                        groups.append((b0, b1, rows_attention_stats(query[b0:b1, :, :n].detach(),
+                                                                    key[b0:b1, :, :n].detach(), rows, scaling,
+                                                                    spans, self.top_k, self.block_size)))
+                self._row_stats.setdefault(layer, []).append(groups)
                 return
             with torch.no_grad():
                 first = key.shape[-2] - query.shape[-2]
@@ -214,19 +216,47 @@ class AttentionRecorder:
 
 
     def _collect_rows(self) -> list[AttentionCapture]:
+        """One copy to the host per group of alike rows (row_groups), then each row's capture cut from its group's."""
         layers = sorted(self._row_stats)
         if any(len(self._row_stats[layer]) != 1 for layer in layers):
             raise RuntimeError("a right-padded batch is one forward call: collect after each batch")
         captures = []
-        for b, (_, _, n) in enumerate(self.batch_rows):
-            self._stats = {layer: [self._row_stats[layer][0][b]] for layer in layers}
-            gates = self._gate
-            self._gate = {layer: [(m[b:b + 1, :n], low[b:b + 1, :n]) for m, low in calls] for layer, calls in gates.items()}
-            captures.append(self._collect_calls())
-            self._gate = gates
+        gates = self._gate
+        for g, (b0, b1, _) in enumerate(self._row_stats[layers[0]][0]):
+            n = self.batch_rows[b0][2]
+            self._stats = {layer: [self._row_stats[layer][0][g][2]] for layer in layers}
+            self._gate = {layer: [(m[b0:b1, :n], low[b0:b1, :n]) for m, low in calls] for layer, calls in gates.items()}
+            group = self._collect_calls()
+            captures.extend(_batch_row(group, i) for i in range(b1 - b0))
+        self._gate = gates
         self._row_stats.clear()
         self._gate.clear()
         return captures
+
+
+def row_groups(batch_rows: list[tuple]) -> list[tuple[int, int]]:
+    """[b0, b1) runs of consecutive batch rows with the same (spans, named positions, length): each run is analysed
+    by one call on query[b0:b1] (a batch of equal-length prompts without spans is one run)."""
+    groups = []
+    for b, row in enumerate(batch_rows):
+        if groups and batch_rows[groups[-1][0]] == row:
+            groups[-1][1] = b + 1
+        else:
+            groups.append([b, b + 1])
+    return [tuple(g) for g in groups]
+
+
+def _batch_row(capture: AttentionCapture, i: int) -> AttentionCapture:
+    """Batch row i of a capture (every [L, B, ...] field cut to B = 1)."""
+    def cut(t):
+        return None if t is None else t[:, i:i + 1]
+
+    return AttentionCapture(layers=capture.layers, query_positions=capture.query_positions,
+                            span_mass={n: cut(m) for n, m in capture.span_mass.items()},
+                            topk_pos=cut(capture.topk_pos), topk_weight=cut(capture.topk_weight),
+                            entropy=cut(capture.entropy), sink_mass=cut(capture.sink_mass),
+                            mean_distance=cut(capture.mean_distance), gate_mean=cut(capture.gate_mean),
+                            gate_low_fraction=cut(capture.gate_low_fraction))
 
 
 def _restore_implementation(model: torch.nn.Module, original: str) -> None:

@@ -71,6 +71,22 @@ class CaptureRun:
                             for name, parts in tables.items()})
         return per_row
 
+    def build_tables(self, records: dict, sequences: list[SequenceInfo]) -> dict[str, pa.Table]:
+        """The tables of collected `records` (run.collect()) for every sequence of a batch, each table's rows in
+        sequence order: a recorder with `batch_tables(record, sequences)` builds all rows at once, the others one
+        sequence at a time. Touches no device: tracing runs it on a background thread (tracing.py)."""
+        tables: dict[str, list] = {}
+        for kind, record in records.items():
+            recorder = self.recorders[kind]
+            if hasattr(recorder, "batch_tables"):
+                built = [recorder.batch_tables(record, sequences)]
+            else:
+                built = [recorder.tables(record, sequence) for sequence in sequences]
+            for part in built:
+                for name, table in part.items():
+                    tables.setdefault(name, []).append(table)
+        return {name: parts[0] if len(parts) == 1 else pa.concat_tables(parts) for name, parts in tables.items()}
+
     def collect(self, kind: str | None = None):
         """{kind: record} for every recorder that saw something since the last collect, or the record of one kind
         (None when it saw nothing)."""

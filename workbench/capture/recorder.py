@@ -10,7 +10,8 @@ A recorder
   3. `collect()`: after one or more forward calls, returns its typed record (capture/records.py), or None when
      it saw nothing, and clears.
   4. `tables(record, sequence)`: hands the record to its table builder in workbench/trace/ and returns
-     {table name: Arrow table} for the trace writer.
+     {table name: Arrow table} for the trace writer. Optional `batch_tables(record, sequences)`: the same for every
+     row of a batch at once (vectorised; CaptureRun.build_tables uses it when present).
 A new capture kind is one recorder class, decorated with `@recorder_kind`, plus its table builder and schema entry;
 `capture()`, `trace_prompts` and the CLI loop over recorders and never name a kind.
 """

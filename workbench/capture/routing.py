@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..ops.router_stats import ROUTER_STATS
-from ..trace.tables import routing_tables
+from ..trace.tables import batch_routing_tables, routing_tables
 from .records import RoutingCapture
 from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
 from .transfer import stack_layers, to_host
@@ -126,3 +126,7 @@ class RoutingRecorder:
 
     def tables(self, record: RoutingCapture, sequence: SequenceInfo) -> dict:
         return routing_tables(sequence.seq_id, record, sequence.rows)
+
+    def batch_tables(self, record: RoutingCapture, sequences: list[SequenceInfo]) -> dict:
+        """The tables of every row of a batch at once (one gather per column), equal to `tables` of each row."""
+        return batch_routing_tables([(s.seq_id, s.rows) for s in sequences], record)

@@ -1,4 +1,4 @@
-"""Captured tensors -> Arrow tables in the trace schema (rows of one sequence at a time)."""
+"""Captured tensors -> Arrow tables in the trace schema (one sequence, or the rows of a batch at once)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import torch
 
 from .schema import table_schema
 
@@ -35,19 +37,51 @@ def tokens_table(seq_id: str, token_ids: list[int], tokens: list[str], label: st
     )
 
 
+def batch_tokens_table(seq_ids: list[str], token_ids: list[list[int]], labels: list[str | None],
+                       vocab: pa.Array) -> pa.Table:
+    """`tokens_table` of several sequences at once, concatenated in order; `vocab` holds the token string of every id
+    (tokenizer.convert_ids_to_tokens of 0..len-1), so token strings are one `take`, not a Python lookup per token."""
+    lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
+    which = pa.array(np.repeat(np.arange(len(seq_ids)), lengths))
+    ids = np.concatenate([np.asarray(ids, dtype=np.int32) for ids in token_ids])
+    return pa.table(
+        {
+            "seq_id": pc.take(pa.array(seq_ids, type=pa.string()), which),
+            "position": np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
+            "token_id": ids,
+            "token": pc.take(vocab, pa.array(ids)),
+            "label": pc.take(pa.array(labels, type=pa.string()), which),
+        },
+        schema=table_schema("tokens"),
+    )
+
+
 def routing_tables(seq_id: str, capture: RoutingCapture, rows: slice) -> dict[str, pa.Table]:
     """Rows `rows` of the flattened tokens (one sequence) of a RoutingCapture, ordered (layer, position).
     Returns {"routing": ...} plus {"router_logits": ...} when logits were captured."""
-    num_layers = len(capture.layers)
-    positions = np.arange(rows.stop - rows.start, dtype=np.int32)
-    n = len(positions)
-    layer_col = np.repeat(np.asarray(capture.layers, dtype=np.int16), n)
-    position_col = np.tile(positions, num_layers)
-    seq_col = pa.array([seq_id] * (num_layers * n), type=pa.string())
+    return batch_routing_tables([(seq_id, rows)], capture)
 
-    def flat(tensor):  # [L, N, ...] -> [L * n, ...] numpy for this sequence
-        part = tensor[:, rows]
-        return part.reshape(num_layers * n, *part.shape[2:]).numpy()
+
+def batch_routing_tables(sequences: list[tuple[str, slice]], capture: RoutingCapture) -> dict[str, pa.Table]:
+    """The routing tables of several sequences of one capture at once (a right-padded batch: one gather per column,
+    no Python loop over rows): (seq_id, rows of the flattened token axis) per sequence, each sequence's rows ordered
+    (layer, position) and the sequences in the given order, exactly as `routing_tables` of each, concatenated."""
+    layers = np.asarray(capture.layers, dtype=np.int16)
+    num_layers, total = len(layers), capture.topk_ids.shape[1]
+    lengths = np.array([rows.stop - rows.start for _, rows in sequences], dtype=np.int64)
+    # row r of the table reads flat index layer * total + token of the [L * total] flattened capture
+    index = np.concatenate([(np.arange(num_layers)[:, None] * total + np.arange(rows.start, rows.stop)).reshape(-1)
+                            for _, rows in sequences])
+    position_col = np.concatenate([np.tile(np.arange(n, dtype=np.int32), num_layers) for n in lengths])
+    layer_col = np.concatenate([np.repeat(layers, n) for n in lengths])
+    seq_col = pc.take(pa.array([seq_id for seq_id, _ in sequences], type=pa.string()),
+                      pa.array(np.repeat(np.arange(len(sequences)), lengths * num_layers)))
+
+    gather = torch.from_numpy(index)
+
+    def flat(tensor):  # [L, total, ...] -> [rows, ...] numpy, in table order
+        part = tensor.reshape(num_layers * total, *tensor.shape[2:])[gather]
+        return (part.float() if part.dtype == torch.bfloat16 else part).numpy()
 
     schema = table_schema("routing")
     shared = flat(capture.shared_gate).astype(np.float16)
@@ -70,7 +104,7 @@ def routing_tables(seq_id: str, capture: RoutingCapture, rows: slice) -> dict[st
     tables = {"routing": routing}
     if capture.router_logits is not None:
         logits_schema = table_schema("router_logits")
-        logits = flat(capture.router_logits.float()).astype(np.float16)
+        logits = flat(capture.router_logits).astype(np.float16)
         tables["router_logits"] = pa.table(
             {
                 "seq_id": seq_col,
