@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import transformers.integrations.moe as moe
 
 from workbench.capture import CaptureError, CaptureSettings, capture
+from workbench.capture.expert_tap import tap_unavailable
 from workbench.capture.saliency import expert_outputs
 from workbench.testing.model_state import model_state
 
@@ -159,6 +160,18 @@ def test_auto_falls_back_to_grouped_on_eager_experts(tiny_next):
         assert record.path == expected
         _assert_matches(record, refs, input_ids.numel())
     assert moe._grouped_linear is original
+
+
+def test_tap_unavailable_where_proj_out_is_not_the_expert_output(tiny_next):
+    """A post-expert norm changes proj_out after down_proj; expert parallelism leaves sentinel rows in it."""
+    experts = tiny_next.model.layers[0].mlp.experts
+    assert tap_unavailable(experts) is None
+    for attribute, reason in (("has_post_expert_norm", "post_expert_norm"), ("_is_expert_parallel", "expert-parallel")):
+        setattr(experts, attribute, True)
+        try:
+            assert reason in tap_unavailable(experts)
+        finally:
+            setattr(experts, attribute, False)
 
 
 def test_paths_agree_and_table_rows(tiny_next):
