@@ -1,10 +1,13 @@
-"""Expert saliency overhead: forward with expert-saliency capture / plain forward, for both recompute paths.
+"""Expert saliency overhead: forward with expert-saliency capture / plain forward, for each path.
 
 Default is the 4-layer slice of Qwen3-Next-80B-A3B at its real per-layer dimensions (512 experts top-10) at 32K
-tokens (bench_capture_overhead.build_slice). Paths (capture/saliency.py): "grouped" recomputes each chosen expert's
+tokens (bench_capture_overhead.build_slice). Paths (capture/saliency.py): "tap" reads each routed row's expert output
+norm inside the model's own grouped_mm forward (no expert runs twice); "grouped" recomputes each chosen expert's
 output with the experts module's own implementation (grouped_mm) on the N*k routed rows; "loop" with its eager
-per-expert loop. Both leave the model's forward as it is (checked here: logits torch.equal). Also timed: the whole
-model switched to the eager experts implementation (the slow path the recompute avoids), without capture.
+per-expert loop. All leave the model's forward as it is (checked here: logits torch.equal). With both tap and
+grouped: `tap_vs_grouped_max_rel_diff`, the largest relative difference of the per-expert sums (gate, norm, REAP)
+between them, and counts equal (a correctness check of the tap where it counts: the GPU's grouped_mm). Also timed:
+the whole model switched to the eager experts implementation (the slow path the recompute avoids), without capture.
 Run on the GPU:  python bench/bench_expert_saliency.py --layers 4 --tokens 32768 --device cuda
 On the CPU:      .venv/bin/python bench/bench_expert_saliency.py --dims tiny --tokens 1024 --device cpu --dtype float32
 Plain and captured forwards alternate; each figure is the median of --reps timed calls after warm-up.
@@ -26,10 +29,20 @@ from bench_capture_overhead import _timed, add_slice_arguments, build_slice, ker
 from workbench.capture import CaptureSettings, capture  # noqa: E402
 
 
+def max_rel_diff(record, reference) -> float:
+    """Largest |a - b| / |b| over the per-expert sums (gate, norm, REAP) of the experts chosen; counts must match."""
+    assert torch.equal(record.count, reference.count), "tap and grouped counted different selections"
+    chosen = reference.count > 0
+    return max(float(((getattr(record, name) - getattr(reference, name)).abs()[chosen]
+                      / getattr(reference, name).abs()[chosen].clamp_min(1e-30)).max())
+               for name in ("gate_sum", "norm_sum", "reap_sum"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_slice_arguments(parser)
-    parser.add_argument("--paths", nargs="+", default=["grouped", "loop"], choices=["grouped", "loop"])
+    parser.add_argument("--paths", nargs="+", default=["tap", "grouped", "loop"],
+                        choices=["auto", "tap", "grouped", "loop"])
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -44,17 +57,21 @@ def main() -> None:
         def run_once():  # registering and removing the hooks and the copy off the device are inside the timed region
             with capture(model, CaptureSettings(routing=False, expert_saliency=True, expert_saliency_path=path)) as run:
                 logits = model(input_ids=input_ids, use_cache=False).logits
-                run.collect("expert_saliency")
-            return logits
+                record = run.collect("expert_saliency")
+            return logits, record
         return run_once
 
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "dims": args.dims,
               "layers": args.layers, "tokens": args.tokens, "dtype": args.dtype,
               "experts_implementation": config._experts_implementation, "deltanet_kernel": kernel_path()}
     with torch.inference_mode():
-        reference = plain()
+        reference, records = plain(), {}
         for path in args.paths:
-            assert torch.equal(captured(path)(), reference), f"{path}: saliency capture changed the logits"
+            logits, records[path] = captured(path)()
+            assert torch.equal(logits, reference), f"{path}: saliency capture changed the logits"
+            result[f"{path}_ran"] = records[path].path
+        if "tap" in records and "grouped" in records:
+            result["tap_vs_grouped_max_rel_diff"] = max_rel_diff(records["tap"], records["grouped"])
         times = {"plain": [], **{path: [] for path in args.paths}}
         for _ in range(args.reps):
             times["plain"].append(_timed(plain, device))

@@ -49,8 +49,10 @@ def trace(
     expert_saliency: bool = typer.Option(False, "--expert-saliency", help="Per MoE layer and expert: selections, mean "
                                          "gate, mean ||expert output||, REAP; the shared expert's share (tables "
                                          "expert_saliency, shared_expert_share)."),
-    expert_saliency_path: str = typer.Option("grouped", "--expert-saliency-path", help="grouped (the experts' own "
-                                             "implementation, batched) or loop (per-expert eager loop)."),
+    expert_saliency_path: str = typer.Option("auto", "--expert-saliency-path", help="auto (tap where the experts run "
+                                             "grouped_mm, else grouped), tap (read each expert's output inside the "
+                                             "model's grouped_mm forward), grouped (recompute with the experts' own "
+                                             "implementation, batched) or loop (recompute, per-expert eager loop)."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),

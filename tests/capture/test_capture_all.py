@@ -1,5 +1,6 @@
 """Everything on at once (routing with logits, DeltaNet state with per-head rows, snapshots and recall,
-attention stats with spans): logits unchanged, the model left exactly as it was, on exit and on error."""
+attention stats with spans, expert saliency through the grouped_mm tap): logits unchanged, the model left exactly as
+it was, on exit and on error."""
 
 import pytest
 import torch
@@ -8,11 +9,11 @@ from workbench.capture import CaptureSettings, capture
 from workbench.testing.model_state import model_state
 
 ALL = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stride=4, state_snapshots=(-1,),
-                      attention=True, attention_stride=8, attention_topk=4)
+                      attention=True, attention_stride=8, attention_topk=4, expert_saliency=True)
 
 
 def _model_state(model):
-    """What capture could leave behind: hooks, attention implementation, kernel globals."""
+    """What capture could leave behind: hooks, attention implementation, kernel globals, the grouped-linear global."""
     state = model_state(model)
     assert len(state[2]) == 2  # both gated-delta-rule globals of modeling_qwen3_next are compared
     return state
@@ -32,8 +33,10 @@ def test_all_capture_on_leaves_logits_unchanged(tiny_next, input_ids):
             run.recorder("attention").set_sequence([("needle", 8, 12)], [30])
             traced = tiny_next(input_ids=input_ids, use_cache=False).logits
             routing, deltanet, attention = run.collect("routing"), run.collect("deltanet"), run.collect("attention")
+            saliency = run.collect("expert_saliency")
     assert torch.equal(traced, plain)
     assert routing.router_logits is not None and deltanet is not None and attention is not None
+    assert saliency.path == "tap"
     assert _model_state(tiny_next) == before
 
 

@@ -1,11 +1,15 @@
-"""Expert saliency against a reference that runs each expert by hand on the tokens routed to it (tiny models), both
-recompute paths, and the model's output untouched."""
+"""Expert saliency against a reference that runs each expert by hand on the tokens routed to it (tiny models), every
+path (the grouped_mm tap, both recomputes, "auto"), and the model's output and state untouched."""
+
+from contextlib import contextmanager
 
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers.integrations.moe as moe
 
-from workbench.capture import CaptureSettings, capture
+from workbench.capture import CaptureError, CaptureSettings, capture
+from workbench.capture.expert_tap import tap_unavailable
 from workbench.capture.saliency import expert_outputs
 from workbench.testing.model_state import model_state
 
@@ -55,19 +59,29 @@ def _reference(model, hidden_by_layer):
     return refs
 
 
-@pytest.mark.parametrize("model_name,path", [("tiny_next", "grouped"), ("tiny_next", "loop"), ("tiny_35moe", "grouped")])
-def test_saliency_matches_experts_run_by_hand(model_name, path, request):
-    model = request.getfixturevalue(model_name)
-    input_ids = torch.randint(0, model.config.vocab_size, (1, 53), generator=torch.Generator().manual_seed(5))
-    plain, hidden = _moe_inputs(model, input_ids)
-    refs = _reference(model, hidden)
-    before = model_state(model)
+@contextmanager
+def experts_implementation(model, name):
+    """Run the (session-scoped) model on another experts implementation inside the block."""
+    before = model.config._experts_implementation
+    model.set_experts_implementation(name)
+    try:
+        yield
+    finally:
+        model.set_experts_implementation(before)
+
+
+def _saliency(model, input_ids, path):
     with capture(model, CaptureSettings(routing=False, expert_saliency=True, expert_saliency_path=path)) as run:
         logits = model(input_ids=input_ids, use_cache=False).logits
-        record = run.collect("expert_saliency")
-    assert torch.equal(logits, plain)  # observe only
-    assert model_state(model) == before
-    assert record.path == path and record.layers == sorted(refs)
+        return logits, run.collect("expert_saliency")
+
+
+def _input_ids(model, tokens=53, seed=5):
+    return torch.randint(0, model.config.vocab_size, (1, tokens), generator=torch.Generator().manual_seed(seed))
+
+
+def _assert_matches(record, refs, tokens):
+    assert record.layers == sorted(refs)
     for row, layer in enumerate(record.layers):
         ref, count = refs[layer], record.count[row].double()
         assert torch.equal(count, ref["count"])
@@ -75,8 +89,89 @@ def test_saliency_matches_experts_run_by_hand(model_name, path, request):
         torch.testing.assert_close(record.gate_sum[row][chosen] / count[chosen], ref["gate"][chosen], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(record.norm_sum[row][chosen] / count[chosen], ref["norm"][chosen], rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(record.reap_sum[row][chosen] / count[chosen], ref["reap"][chosen], rtol=1e-4, atol=1e-6)
-        assert int(record.shared_tokens[row]) == input_ids.numel()
-        assert abs(float(record.share_sum[row]) / input_ids.numel() - float(ref["share"])) < 1e-5
+        assert int(record.shared_tokens[row]) == tokens
+        assert abs(float(record.share_sum[row]) / tokens - float(ref["share"])) < 1e-5
+
+
+@pytest.mark.parametrize("model_name,path,ran", [
+    ("tiny_next", "tap", "tap"), ("tiny_next", "auto", "tap"), ("tiny_next", "grouped", "grouped"),
+    ("tiny_next", "loop", "loop"), ("tiny_35moe", "tap", "tap"), ("tiny_35moe", "grouped", "grouped")])
+def test_saliency_matches_experts_run_by_hand(model_name, path, ran, request):
+    """Per expert: count, mean gate, mean ||e(x)|| and REAP equal a float64 hand run. For the tap this also proves
+    its row order: REAP pairs each tapped norm with a gate weight, and a wrong pairing moves the per-expert means."""
+    model = request.getfixturevalue(model_name)
+    input_ids = _input_ids(model)
+    plain, hidden = _moe_inputs(model, input_ids)
+    refs = _reference(model, hidden)
+    before = model_state(model)
+    logits, record = _saliency(model, input_ids, path)
+    assert torch.equal(logits, plain)  # observe only
+    assert model_state(model) == before
+    assert record.path == ran
+    _assert_matches(record, refs, input_ids.numel())
+
+
+def test_tap_restores_grouped_linear_on_exit_and_error(tiny_next):
+    """The tap wraps transformers' module global `_grouped_linear`: put back on exit and after an error inside the
+    context; nested captures each wrap what they found and unwind to the original."""
+    original, input_ids = moe._grouped_linear, _input_ids(tiny_next, 20)
+    settings = CaptureSettings(routing=False, expert_saliency=True, expert_saliency_path="tap")
+    with capture(tiny_next, settings):
+        assert moe._grouped_linear is not original
+    assert moe._grouped_linear is original
+    with pytest.raises(RuntimeError, match="inside"):
+        with capture(tiny_next, settings):
+            tiny_next(input_ids=input_ids, use_cache=False)
+            raise RuntimeError("error inside the capture")
+    assert moe._grouped_linear is original
+    with capture(tiny_next, settings) as outer:
+        with capture(tiny_next, settings) as inner:
+            tiny_next(input_ids=input_ids, use_cache=False)
+            inner_record = inner.collect("expert_saliency")
+        assert moe._grouped_linear is not original
+        outer_record = outer.collect("expert_saliency")
+    assert moe._grouped_linear is original
+    for name in ("count", "gate_sum", "norm_sum", "reap_sum"):
+        assert torch.equal(getattr(inner_record, name), getattr(outer_record, name))
+
+
+def test_auto_falls_back_to_grouped_on_eager_experts(tiny_next):
+    """On the eager experts implementation the tap has nothing to read: "auto" recomputes (still exact), an explicit
+    "tap" refuses at attach; switched to eager after attach, "auto" falls back per call and "tap" raises."""
+    original, input_ids = moe._grouped_linear, _input_ids(tiny_next)
+    plain, hidden = _moe_inputs(tiny_next, input_ids)
+    refs = _reference(tiny_next, hidden)
+    with experts_implementation(tiny_next, "eager"):
+        logits, record = _saliency(tiny_next, input_ids, "auto")
+        assert record.path == "grouped"
+        torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)  # eager vs grouped_mm: not bitwise
+        _assert_matches(record, refs, input_ids.numel())
+        with pytest.raises(CaptureError, match="'tap'.*layer 0's experts run experts implementation 'eager'"):
+            _saliency(tiny_next, input_ids, "tap")
+    for path, expected in (("auto", "grouped"), ("tap", None)):
+        with capture(tiny_next, CaptureSettings(routing=False, expert_saliency=True, expert_saliency_path=path)) as run:
+            with experts_implementation(tiny_next, "eager"):
+                if expected is None:
+                    with pytest.raises(CaptureError, match="did not run transformers' grouped_mm down projection"):
+                        tiny_next(input_ids=input_ids, use_cache=False)
+                    continue
+                tiny_next(input_ids=input_ids, use_cache=False)
+            record = run.collect("expert_saliency")
+        assert record.path == expected
+        _assert_matches(record, refs, input_ids.numel())
+    assert moe._grouped_linear is original
+
+
+def test_tap_unavailable_where_proj_out_is_not_the_expert_output(tiny_next):
+    """A post-expert norm changes proj_out after down_proj; expert parallelism leaves sentinel rows in it."""
+    experts = tiny_next.model.layers[0].mlp.experts
+    assert tap_unavailable(experts) is None
+    for attribute, reason in (("has_post_expert_norm", "post_expert_norm"), ("_is_expert_parallel", "expert-parallel")):
+        setattr(experts, attribute, True)
+        try:
+            assert reason in tap_unavailable(experts)
+        finally:
+            setattr(experts, attribute, False)
 
 
 def test_paths_agree_and_table_rows(tiny_next):
@@ -106,5 +201,8 @@ def test_paths_agree_and_table_rows(tiny_next):
 def test_settings_refuse_path_without_saliency():
     with pytest.raises(ValueError, match="expert_saliency_path needs expert_saliency=True"):
         CaptureSettings(expert_saliency_path="loop")
-    with pytest.raises(ValueError, match="must be 'grouped' or 'loop'"):
+    with pytest.raises(ValueError, match="must be 'auto', 'tap', 'grouped' or 'loop'"):
         CaptureSettings(expert_saliency=True, expert_saliency_path="fast")
+    assert CaptureSettings().expert_saliency_path == "auto"
+    old_manifest = {**CaptureSettings().to_dict(), "expert_saliency_path": "grouped"}  # the default before "auto"
+    assert CaptureSettings.from_dict(old_manifest) == CaptureSettings()

@@ -102,3 +102,18 @@ class CallbackHandle:
         undo, self._undo = self._undo, None
         if undo is not None:
             undo()
+
+
+class KernelPatch:
+    """Replaces `module.<name>` with `make_wrapper(original)`; `remove()` puts the original back. It looks like
+    a hook handle, so capture's finally removes it with the hooks (also after an error). Patches of one global nest
+    (two captures, or two recorders, each wrap what they found): removed newest first (remove_all, nested `with`
+    blocks) they unwind to the original."""
+
+    def __init__(self, module, name: str, make_wrapper):
+        self.module, self.name = module, name
+        self.original = getattr(module, name)
+        setattr(module, name, make_wrapper(self.original))
+
+    def remove(self) -> None:
+        setattr(self.module, self.name, self.original)

@@ -163,7 +163,8 @@ class ExpertSaliencyCapture:
     and of w * ||e(x)|| (REAP). shared_tokens [L] tokens with a gated shared expert seen (0 where none);
     share_sum [L] sum over tokens of ||c|| / (||c|| + ||r||) with c the gated shared-expert output and r the routed
     experts' weighted sum; shared_norm_sum, routed_norm_sum [L] sums of ||c|| and ||r||.
-    path: how the per-expert outputs were recomputed ("grouped" or "loop", see capture/saliency.py).
+    path: how the per-expert outputs were obtained, the paths that ran joined by "+": "tap" (read inside the model's
+    grouped_mm forward), "grouped" or "loop" (recomputed); see capture/saliency.py.
     """
 
     layers: list[int]

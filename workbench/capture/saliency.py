@@ -1,19 +1,31 @@
 """Expert saliency recorder: per MoE layer and routed expert, over the tokens routed to it, how often it is chosen,
 its mean gate weight, the mean norm of its output and the REAP score (mean of gate weight x ||expert output||); per
-layer the shared expert's share of the MoE output. Forward hooks that return None: the output is untouched.
+layer the shared expert's share of the MoE output. Forward hooks that return None and a kernel wrapper that returns
+the kernel's own result: the output is untouched.
 
 What the hooks see, in the MoE block's execution order (Qwen3-Next, Qwen3.5-MoE):
   shared_expert      output s [N, H] (before its gate)
   experts            inputs hidden [N, H], topk_ids [N, k], topk_weights [N, k]; output r [N, H] = sum_j w_j e_j(x)
   shared_expert_gate output logit [N, 1]; the block adds c = sigmoid(logit) * s to r
-The experts module returns only the weighted sum, so each chosen expert's own output e_j(x) [N, k, H] is recomputed
-from the hook's inputs:
-  path "grouped": one call of the experts module's own forward (grouped_mm by default, whatever implementation
-                  the model runs) on the N*k (token, expert) rows with k = 1 and weight 1: every expert runs once
-                  more on exactly its routed tokens, batched.
-  path "loop":    the experts class's eager forward (a Python loop over the experts hit), on the same rows: the
-                  simple way, the speed of set_experts_implementation("eager") but only for this recompute.
-Both paths leave the model's own forward as it is. Sums stay on the model's device until `collect`.
+The experts module returns only the weighted sum; each chosen expert's own output e_j(x) comes from one of:
+  path "tap":     read inside the model's own grouped_mm forward (capture/expert_tap.py): its down projection
+                  returns every routed row's unweighted output [N*k, H], rows sorted by expert id with
+                  `torch.sort(topk_ids.reshape(-1))`; a wrapper keeps the row norms. The hook runs that same sort
+                  on the same topk_ids tensor: torch.sort is a deterministic function of its input on a device (no
+                  atomics, no randomness: ties among one expert's rows come out in the same order each time), so its
+                  permutation is the model's and topk_weights[perm] pairs each norm with its own gate weight (the
+                  tests check REAP per expert against a hand-run reference, which a wrong pairing fails). No expert
+                  runs twice.
+  path "grouped": recomputed by one call of the experts module's own forward (grouped_mm by default, whatever
+                  implementation the model runs) on the N*k (token, expert) rows with k = 1 and weight 1: every
+                  expert runs once more on exactly its routed tokens, batched.
+  path "loop":    recomputed by the experts class's eager forward (a Python loop over the experts hit), on the same
+                  rows: the simple way, the speed of set_experts_implementation("eager") but only for this recompute.
+  path "auto":    per layer "tap" where it is exact (`expert_tap.tap_unavailable`: the module runs transformers'
+                  grouped_mm, no post-expert norm, not expert-parallel), else "grouped"; a forward the tap did not
+                  see (the implementation changed after attach) falls back to "grouped" for that call. An explicit
+                  "tap" raises instead. The record's `path` joins the paths that ran with "+".
+No path changes the model's forward. Sums stay on the model's device until `collect`.
 """
 
 from __future__ import annotations
@@ -21,11 +33,12 @@ from __future__ import annotations
 import torch
 
 from ..trace.saliency_tables import saliency_tables
+from .expert_tap import DownProjTap, tap_unavailable
 from .records import ExpertSaliencyCapture
 from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
 from .transfer import to_host
 
-SALIENCY_PATHS = ("grouped", "loop")
+SALIENCY_PATHS = ("auto", "tap", "grouped", "loop")
 ROWS_PER_RECOMPUTE = 1 << 16  # (token, expert) rows per recompute call: bounds the [rows, H] temporary
 
 
@@ -49,10 +62,13 @@ class ExpertSaliencyRecorder:
 
     kind = "expert_saliency"
 
-    def __init__(self, path: str = "grouped"):
+    def __init__(self, path: str = "auto"):
         if path not in SALIENCY_PATHS:
             raise ValueError(f"expert saliency path must be one of {SALIENCY_PATHS}, got {path!r}")
         self.path = path
+        self.layer_paths: dict[int, str] = {}  # MoE layer -> "tap", "grouped" or "loop" (set by attach)
+        self._tap = DownProjTap()
+        self._ran: set[str] = set()  # paths that ran since the last collect
         self._sums: dict[int, dict[str, torch.Tensor]] = {}
         self._pending: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -64,14 +80,29 @@ class ExpertSaliencyRecorder:
     def from_settings(cls, settings) -> "ExpertSaliencyRecorder":
         return cls(path=settings.expert_saliency_path)
 
+    def resolve(self, layer: int, experts: torch.nn.Module) -> str:
+        """The path one MoE layer runs: "auto" -> "tap" where exact, else "grouped"; "tap" raises where not exact."""
+        if self.path in ("grouped", "loop"):
+            return self.path
+        reason = tap_unavailable(experts)
+        if reason is not None and self.path == "tap":
+            raise CaptureError(f"expert_saliency_path='tap' reads the expert outputs inside transformers' grouped_mm "
+                               f"forward, but layer {layer}'s experts {reason}; use 'auto' or 'grouped'")
+        return "grouped" if reason is not None else "tap"
+
     def attach(self, model: torch.nn.Module, adapter) -> list:
         experts = adapter.experts_modules(model)
         if not experts:
             raise CaptureError(f"{adapter.name}: expert saliency needs routed experts at "
                                f"'{adapter.layers}.*.{adapter.router.experts if adapter.router else 'mlp.experts'}'")
+        self.layer_paths = {index: self.resolve(index, module) for index, module in experts.items()}
         handles = []
         try:
+            if "tap" in self.layer_paths.values():
+                handles.append(self._tap.patch())
             for index, module in experts.items():
+                if self.layer_paths[index] == "tap":
+                    handles.append(module.register_forward_pre_hook(lambda module, args: self._tap.arm(module)))
                 handles.append(module.register_forward_hook(self.experts_hook(index), with_kwargs=True))
             shared, gates = adapter.shared_experts(model), adapter.shared_expert_gates(model)
             for index in set(shared) & set(gates):
@@ -94,19 +125,35 @@ class ExpertSaliencyRecorder:
         def hook(module, args, kwargs, output):
             names = ("hidden_states", "top_k_index", "top_k_weights")
             hidden, topk_ids, topk_weights = (*args, *(kwargs[n] for n in names[len(args):]))
-            hidden, topk_ids = hidden.detach(), topk_ids.detach()
-            weights = topk_weights.detach().float()  # [N, k]
-            norms = expert_outputs(module, hidden, topk_ids, self.path).float().norm(dim=-1)  # [N, k]
-            ids, num_experts = topk_ids.reshape(-1).long(), module.num_experts
-            self._add(layer, "count", torch.bincount(ids, minlength=num_experts))
-            self._add(layer, "gate_sum", torch.bincount(ids, weights.reshape(-1).double(), minlength=num_experts))
-            self._add(layer, "norm_sum", torch.bincount(ids, norms.reshape(-1).double(), minlength=num_experts))
-            self._add(layer, "reap_sum",
-                      torch.bincount(ids, (weights * norms).reshape(-1).double(), minlength=num_experts))
+            ids = topk_ids.detach().reshape(-1)  # [N*k], row n*k + j = token n's j-th choice
+            weights = topk_weights.detach().reshape(-1).float()  # [N*k]
+            path = self.layer_paths[layer]
+            norms = self._tap.take() if path == "tap" else None  # [N*k] in the model's expert-sorted row order
+            if path == "tap" and (norms is None or norms.numel() != ids.numel()):
+                if self.path == "tap":
+                    raise CaptureError(f"expert_saliency_path='tap': layer {layer}'s experts forward did not run "
+                                       "transformers' grouped_mm down projection; use 'auto' or 'grouped'")
+                path, norms = "grouped", None
+            if norms is not None:
+                ids, perm = torch.sort(ids)  # the model's own sort of the same tensor: its row order (docstring)
+                weights = weights[perm]
+            else:
+                norms = expert_outputs(module, hidden.detach(), topk_ids.detach(), path).float().norm(dim=-1)
+                norms = norms.reshape(-1)  # [N*k] in token order, like ids and weights
+            self._ran.add(path)
+            self._accumulate(layer, ids.long(), weights, norms, module.num_experts)
             self._pending.setdefault(layer, {})["routed"] = output.detach()
             self._shared_share(layer)
 
         return hook
+
+    def _accumulate(self, layer: int, ids: torch.Tensor, weights: torch.Tensor, norms: torch.Tensor,
+                    num_experts: int) -> None:
+        """Per-expert sums of one call's (token, expert) rows: ids, gate weights and output norms [N*k], row-aligned."""
+        self._add(layer, "count", torch.bincount(ids, minlength=num_experts))
+        self._add(layer, "gate_sum", torch.bincount(ids, weights.double(), minlength=num_experts))
+        self._add(layer, "norm_sum", torch.bincount(ids, norms.double(), minlength=num_experts))
+        self._add(layer, "reap_sum", torch.bincount(ids, (weights * norms).double(), minlength=num_experts))
 
     def pending_hook(self, layer: int, name: str):
         def hook(module, args, output):
@@ -150,9 +197,10 @@ class ExpertSaliencyRecorder:
                                          for layer in layers]),
             routed_norm_sum=torch.stack([host.get(f"routed_norm_sum.{layer}", torch.tensor(0.0, dtype=torch.float64))
                                          for layer in layers]),
-            path=self.path,
+            path="+".join(sorted(self._ran)),
         )
         self._sums.clear()
+        self._ran.clear()
         self._pending.clear()
         return record
 

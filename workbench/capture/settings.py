@@ -26,8 +26,10 @@ class CaptureSettings:
                        MTP layer's routing in `routing` under layer index num_hidden_layers (capture/mtp.py).
     expert_saliency:   per MoE layer and routed expert: selections, mean gate weight, mean ||expert output||, REAP;
                        per layer the shared expert's share of the MoE output (capture/saliency.py).
-    expert_saliency_path: how per-expert outputs are recomputed: "grouped" (the experts module's own implementation,
-                       batched) or "loop" (its eager per-expert loop).
+    expert_saliency_path: how each routed expert's own output is obtained: "auto" ("tap" where exact, else
+                       "grouped"), "tap" (read inside the model's grouped_mm experts forward: no expert runs twice; an
+                       error where the experts run another implementation), "grouped" (recomputed by the experts
+                       module's own implementation, batched) or "loop" (recomputed by its eager per-expert loop).
     """
 
     routing: bool = True
@@ -42,16 +44,17 @@ class CaptureSettings:
     attention_topk: int = 8
     mtp: bool = False
     expert_saliency: bool = False
-    expert_saliency_path: str = "grouped"
+    expert_saliency_path: str = "auto"
 
     def __post_init__(self):
         if self.router_logits and not self.routing:
             raise ValueError("router_logits=True needs routing=True")
         self._check_deltanet()
         self._check_attention()
-        if self.expert_saliency_path not in ("grouped", "loop"):
-            raise ValueError(f"expert_saliency_path must be 'grouped' or 'loop', got {self.expert_saliency_path!r}")
-        if self.expert_saliency_path != "grouped" and not self.expert_saliency:
+        if self.expert_saliency_path not in ("auto", "tap", "grouped", "loop"):
+            raise ValueError("expert_saliency_path must be 'auto', 'tap', 'grouped' or 'loop', got "
+                             f"{self.expert_saliency_path!r}")
+        if self.expert_saliency_path != "auto" and not self.expert_saliency:
             raise ValueError("expert_saliency_path needs expert_saliency=True (CLI: --expert-saliency-path needs "
                              "--expert-saliency)")
 
@@ -103,4 +106,6 @@ class CaptureSettings:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown capture settings: {sorted(unknown)}; known: {sorted(known)}")
+        if not data.get("expert_saliency") and data.get("expert_saliency_path") == "grouped":
+            data = {**data, "expert_saliency_path": "auto"}  # the default before "auto", in older manifests
         return cls(**data)

@@ -8,6 +8,7 @@ import sys
 import torch
 
 from ..adapters import LINEAR_ATTENTION, adapter_for_config
+from ..capture.expert_tap import GROUPED_LINEAR, MOE_MODULE
 
 
 def kernel_globals(model: torch.nn.Module, adapter=None) -> dict[tuple[str, str], object]:
@@ -26,5 +27,8 @@ def hook_count(model: torch.nn.Module) -> int:
 
 
 def model_state(model: torch.nn.Module, adapter=None) -> tuple:
-    """(hook count, attention implementation, kernel globals): everything capture patches."""
-    return hook_count(model), model.config._attn_implementation, kernel_globals(model, adapter)
+    """(hook count, attention implementation, kernel globals, transformers' grouped-linear global): everything
+    capture patches."""
+    moe = sys.modules[MOE_MODULE]
+    return (hook_count(model), model.config._attn_implementation, kernel_globals(model, adapter),
+            getattr(moe, GROUPED_LINEAR))

@@ -1,7 +1,5 @@
-"""Kernel-global patches and fla's chunk recursion: how the DeltaNet recorder sees the delta-rule kernels.
-
-`KernelPatch` replaces a module global with a wrapper and behaves like a hook handle, so capture's `finally`
-restores patches and hooks alike. `fla_for` probes (once per device) whether fla's chunk recursion imports and passes
+"""fla's chunk recursion: how the DeltaNet recorder sees the delta-rule kernels (it wraps their module globals with
+`KernelPatch`, capture/recorder.py). `fla_for` probes (once per device) whether fla's chunk recursion imports and passes
 its calibration; `kernel_states` reads the chunk-start states h and corrected values v_new out of one call of it.
 """
 
@@ -38,19 +36,6 @@ def fla_for(device: torch.device) -> tuple:
             except Exception as error:  # noqa: BLE001 - the reason is kept and reported (DeltaNetCapture, bench)
                 _FLA[key] = (None, f"{fla_states.FLA_FWD_H} unusable: {type(error).__name__}: {error}")
     return _FLA[key]
-
-
-class KernelPatch:
-    """Replaces `module.<name>` with `make_wrapper(original)`; `remove()` puts the original back. It looks like
-    a hook handle, so capture's finally removes it with the hooks (also after an error)."""
-
-    def __init__(self, module, name: str, make_wrapper):
-        self.module, self.name = module, name
-        self.original = getattr(module, name)
-        setattr(module, name, make_wrapper(self.original))
-
-    def remove(self) -> None:
-        setattr(self.module, self.name, self.original)
 
 
 def fla_chunk_module():

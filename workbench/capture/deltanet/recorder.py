@@ -58,11 +58,11 @@ from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
 from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
 from ...trace.deltanet_tables import deltanet_tables
 from ..records import DeltaNetCapture
-from ..recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
+from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, remove_all
 from ..settings import CaptureSettings
 from ..transfer import stack_layers, to_host
 from .contribution import ContributionRequest, call_contributions, contribution_request
-from .patch import KernelPatch, fla_chunk_module, fla_for, kernel_states
+from .patch import fla_chunk_module, fla_for, kernel_states
 
 AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "log_decay_min", "beta_mean", "beta_max",
               "half_life_mean", "half_life_max")
