@@ -37,8 +37,8 @@ from .folder import (RUNS, check_for_append, manifest_path, partition_dir, prepa
                      write_json_atomic)
 from .schema import RUN_ID, TABLES, file_schema, table_schema
 
-ROWS_PER_FILE = 262_144  # rows per staged Parquet file: files of one flush are written in parallel
-WRITE_THREADS = min(8, os.cpu_count() or 1)
+ROWS_PER_FILE = 131_072  # rows per staged Parquet file: the files of one flush are written in parallel
+WRITE_THREADS = max(1, min(12, (os.cpu_count() or 1) - 2))  # leave the main and sink threads a core each
 COMPRESSION = {"compression": "zstd", "compression_level": 3}
 RUNNING, COMPLETE = "running", "complete"
 
