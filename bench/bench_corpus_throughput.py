@@ -31,7 +31,7 @@ import torch
 
 from workbench.capture import CaptureSettings
 from workbench.prompts import Prompt
-from workbench.tracing import encode_prompts, plan_batches, trace_prompts
+from workbench.tracing import batches, trace_prompts
 
 MODES = {"routing": CaptureSettings(),
          "routing+deltanet+attention": CaptureSettings(deltanet=True, attention=True)}
@@ -71,18 +71,19 @@ def sync(device: str) -> None:
 
 @torch.inference_mode()
 def plain_pass(loaded, prompts, args) -> int:
-    """Tokenise, pad and forward the batches tracing would run; returns the real tokens."""
-    encoded = encode_prompts(loaded.tokenizer, prompts, args.tokens)
-    lengths = [len(e.token_ids) for e in encoded]
+    """Tokenise, pad and forward the batches tracing would run (tracing.batches: the same windows and plan);
+    returns the real tokens."""
     device = next(loaded.model.parameters()).device
-    for batch in plan_batches(lengths, args.batch_tokens, [False] * len(encoded)):
-        width = max(lengths[i] for i in batch)
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, i in enumerate(batch):
-            ids[b, : lengths[i]] = torch.tensor(encoded[i].token_ids)
+    tokens = 0
+    for rows in batches(loaded.tokenizer, prompts, args.tokens, args.batch_tokens):
+        width = max(len(e.token_ids) for e in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, e in enumerate(rows):
+            ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
         loaded.model(input_ids=ids.to(device), use_cache=False)
+        tokens += sum(len(e.token_ids) for e in rows)
     sync(args.device)
-    return sum(lengths)
+    return tokens
 
 
 def traced_pass(loaded, prompts, args, settings, folder: Path) -> int:

@@ -131,3 +131,24 @@ def test_resume_refuses_what_it_cannot_continue(loaded, tmp_path):
         trace_prompts(loaded, PROMPTS[:2], tmp_path, progress=False, resume=done.run_id)
     with pytest.raises(ValueError, match="no run 'nope' with a committed part"):
         trace_prompts(loaded, PROMPTS[:2], tmp_path, progress=False, resume="nope")
+
+
+def test_a_bad_prompt_later_in_the_file_keeps_what_ran_and_resumes(loaded, tmp_path):
+    """Prompts are tokenised a window at a time as the run goes: a bad span in a later window stops the run there,
+    after committing every batch that ran, and --resume continues once the prompt is fixed."""
+    bad = Prompt("bad", "short text", None, {"spans": [{"name": "key", "start": 3, "end": 99}]})  # past the text
+    prompts = [*PROMPTS[:8], bad, *PROMPTS[8:]]
+    out = tmp_path / "trace"
+    with pytest.raises(ValueError, match=r"bad.*--resume \S+"):  # names the prompt and how to continue
+        trace_prompts(loaded, prompts, out, SETTINGS, progress=False, batch_tokens=40, part_tokens=10_000)
+    [manifest] = open_trace(out).manifests()
+    kept = [p["id"] for p in manifest["prompts"]]
+    assert manifest["status"] == "running" and kept and set(kept) <= {p.id for p in PROMPTS[:8]}
+    assert not (out / ".staging").exists()
+    fixed = [*PROMPTS[:8], Prompt("bad", "short text", None, {"spans": [{"name": "key", "start": 0, "end": 5}]}),
+             *PROMPTS[8:]]
+    summary = trace_prompts(loaded, fixed, out, SETTINGS, progress=False, batch_tokens=40, resume=manifest["run_id"])
+    assert summary.skipped == sorted(kept) and summary.num_sequences == len(fixed)
+    whole = tmp_path / "whole"
+    trace_prompts(loaded, fixed, whole, SETTINGS, progress=False)
+    assert_same_tables(trace_frames(out), trace_frames(whole))

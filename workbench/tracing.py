@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 import torch
@@ -37,7 +38,7 @@ import torch
 from .capture import CaptureSettings, SequenceInfo, capture
 from .loading import LoadedModel
 from .prompts import Prompt
-from .spans import encode, prompt_token_spans
+from .spans import SpanError, encode, prompt_token_spans
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.attention_tables import spans_table
 from .trace.tables import batch_tokens_table
@@ -126,18 +127,50 @@ class Encoded:
         return {"id": p.id, "label": p.label, "num_tokens": len(self.token_ids), "text": p.text, **p.extra}
 
 
-def encode_prompts(tokenizer, prompts: list[Prompt], max_tokens: int | None) -> list[Encoded]:
-    """Tokenize every prompt before anything runs: an empty prompt or a bad span fails before the first forward."""
-    encoded = []
-    for index, prompt in enumerate(prompts):
-        token_ids = encode(tokenizer, prompt.text)
-        if max_tokens is not None:
-            token_ids = token_ids[:max_tokens]
-        if not token_ids:
-            raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+def encode_prompt(tokenizer, index: int, prompt: Prompt, max_tokens: int | None) -> Encoded:
+    """One prompt's token ids (truncated) and spans; an empty prompt or a bad span raises naming the prompt."""
+    token_ids = encode(tokenizer, prompt.text)
+    if max_tokens is not None:
+        token_ids = token_ids[:max_tokens]
+    if not token_ids:
+        raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+    try:
         spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
-        encoded.append(Encoded(index, prompt, token_ids, spans))
-    return encoded
+    except SpanError as error:
+        raise SpanError(f"prompt {prompt.id!r}: {error}") from None
+    return Encoded(index, prompt, token_ids, spans)
+
+
+def encode_prompts(tokenizer, prompts: list[Prompt], max_tokens: int | None) -> list[Encoded]:
+    """Tokenize every prompt at once (probes that need all lengths first; tracing streams, see `batches`)."""
+    return [encode_prompt(tokenizer, index, prompt, max_tokens) for index, prompt in enumerate(prompts)]
+
+
+WINDOW_BATCHES = 4  # batches' worth of tokens tokenised and sorted by length together
+
+
+def batches(tokenizer, prompts: list[Prompt], max_tokens: int | None, batch_tokens: int | None,
+            alone=lambda encoded: False, skip: frozenset[str] = frozenset()) -> Iterator[list[Encoded]]:
+    """The prompts to run, batch by batch, tokenised a window at a time as the run goes (so the first forward
+    starts after one window, and the writer's threads work while later windows are tokenised): a window is
+    WINDOW_BATCHES x batch_tokens tokens of prompts in file order (one prompt at batch 1), planned by
+    `plan_batches`. Prompts in `skip` (committed earlier) are not tokenised; `alone(encoded)` marks prompts that run
+    on their own. A bad prompt raises when its window is reached."""
+    def planned(window):
+        for batch in plan_batches([len(e.token_ids) for e in window], batch_tokens, [alone(e) for e in window]):
+            yield [window[i] for i in batch]
+
+    window, tokens = [], 0
+    for index, prompt in enumerate(prompts):
+        if prompt.id in skip:
+            continue
+        window.append(encode_prompt(tokenizer, index, prompt, max_tokens))
+        tokens += len(window[-1].token_ids)
+        if not batch_tokens or tokens >= WINDOW_BATCHES * batch_tokens:
+            yield from planned(window)
+            window, tokens = [], 0
+    if window:
+        yield from planned(window)
 
 
 def plan_batches(lengths: list[int], batch_tokens: int | None, alone: list[bool]) -> list[list[int]]:
@@ -230,23 +263,21 @@ def trace_prompts(
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
     started = datetime.now(timezone.utc)
-    encoded = encode_prompts(tokenizer, prompts, max_tokens)
     with TraceWriter(out, run_id=resume or run_id, resume=resume is not None, join=join,
                      tag=writer_tag) as writer, \
             capture(model, settings, loaded.adapter) as run, stop_on_sigint() as stop:
         skipped: set[str] = set()
         if resume is not None:
             skipped = check_resume(read_manifest(writer.root, writer.run_id), settings, loaded, max_tokens, prompts)
-        todo = [e for e in encoded if e.prompt.id not in skipped]
-        alone = [not run.batchable(e.sequence()) for e in todo]
-        batches = plan_batches([len(e.token_ids) for e in todo], batch_tokens, alone)
+        todo = len(prompts) - len(skipped)
         base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         done = 0
-        bar = _progress(len(todo), progress)
+        bar = _progress(todo, progress)
+        plan = batches(tokenizer, prompts, max_tokens, batch_tokens, alone=lambda e: not run.batchable(e.sequence()),
+                       skip=frozenset(skipped))
         with TableBuilder(writer, run, base, part_tokens, token_strings(tokenizer)) as builder:
-            for batch in batches:
-                rows = [todo[i] for i in batch]
+            while (rows := _next_batch(plan, builder, writer)) is not None:
                 width = max(len(e.token_ids) for e in rows)
                 sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
                 ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -262,10 +293,10 @@ def trace_prompts(
             builder.finish()  # waits for the tables and commits what is left
         bar.close()
         manifest = read_manifest(writer.root, writer.run_id)
-        if stop.is_set() and done < len(todo):
+        if stop.is_set() and done < todo:
             writer.close()
             summary = None if manifest is None else _summary(writer, manifest, done, skipped)
-            raise TraceInterrupted(summary, len(todo) - done)
+            raise TraceInterrupted(summary, todo - done)
         if join:
             writer.close()
             return _summary(writer, manifest, done, skipped)
@@ -343,6 +374,21 @@ class TableBuilder:
     def _commit(self) -> None:
         self.writer.commit_part(self.pending, self.base)
         self.pending = []
+
+
+def _next_batch(plan: Iterator[list[Encoded]], builder: TableBuilder, writer: TraceWriter) -> list[Encoded] | None:
+    """The next batch, or None at the end. A prompt that cannot be tokenised (reached as the run goes) stops the run
+    after committing every batch that ran, so `--resume` continues once the prompt is fixed."""
+    try:
+        return next(plan)
+    except StopIteration:
+        return None
+    except ValueError as error:  # SpanError too
+        builder.finish()
+        if read_manifest(writer.root, writer.run_id) is None:
+            raise
+        raise ValueError(f"{error} (the prompts before it are committed in run {writer.run_id}: fix the prompt and "
+                          f"trace again with --resume {writer.run_id})") from error
 
 
 def _summary(writer: TraceWriter, manifest: dict | None, done: int, skipped: set[str], path=None) -> RunSummary:
