@@ -11,7 +11,8 @@ from workbench.trace.export import check_dataset, read_card
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 SHIPPED = sorted(p.parent for p in DATASETS.glob("*/README.md"))
-MAX_BYTES = 8 * 1024 * 1024
+MAX_BYTES = 10 * 1024 * 1024  # the issue allows 20 MB; the device tool sends the working tree (nano checkpoint
+# 32 MB, carried wheels ~15 MB) under a 64 MiB cap, so datasets/ stays at half the allowance
 
 
 def test_the_nano_dataset_is_shipped():

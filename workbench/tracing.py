@@ -1,6 +1,7 @@
 """Trace prompts end to end: tokenize, forward under `capture` (in right-padded batches), commit parts of one run.
 
-Batches (`batch_tokens`): prompts sorted by length are grouped so that rows x longest row <= batch_tokens, and each
+Batches (`batch_tokens`): prompts sorted by length (within a window of WINDOW_BATCHES batches' worth of tokens,
+tokenised as the run reaches it: `batches`) are grouped so that rows x longest row <= batch_tokens, and each
 batch runs as one right-padded forward with no attention mask. Padding never changes a real token's values: every
 layer is causal (attention row t reads keys <= t; the DeltaNet recurrence S_t = f(S_{t-1}, token t) and its causal
 conv read tokens <= t; routing, norms and MLPs are per token), and padding sits after the last real token of its

@@ -40,7 +40,10 @@ def test_export_roundtrip(hand_trace, tmp_path):
         assert got.column_names[0] == "run_id" and got.equals(expected)
         assert_loads_everywhere(out, table, tmp_path / "hf-cache")
     assert check_dataset(out)["workbench"]["runs"] == [runs["a"]]
-    assert open_trace(out).run_ids() == [runs["a"]]  # the dataset is a trace folder the dashboard opens
+    exported = open_trace(out)  # the dataset is a trace folder the dashboard opens, every table readable through it
+    assert exported.run_ids() == [runs["a"]]
+    for table in ("tokens", "routing"):
+        assert exported.read(table, run_id=runs["a"]).equals(trace.read(table, run_id=runs["a"]))
     card = (out / "README.md").read_text()
     assert "Decoder-layer index (0-based) of the MoE block." in card  # column docs from the schema
 
@@ -55,6 +58,21 @@ def test_card_numbers_are_checked(hand_trace, tmp_path):
         check_dataset(out)
     result = CliRunner().invoke(app, ["check-dataset", str(out)])
     assert result.exit_code == 2 and "table routing holds" in result.output
+
+
+def test_a_manifest_listing_a_missing_file_is_refused(hand_trace, tmp_path):
+    import json
+
+    root, runs = hand_trace
+    out = tmp_path / "dataset"
+    export_dataset(root, out, tables=["routing"], runs=[runs["a"]])
+    path = out / "runs" / f"{runs['a']}.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["parts"] == {"routing": ["part-0.parquet"]}
+    manifest["parts"]["routing"] = ["part-abc-00001.parquet"]  # as a trace's own part names would be
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetMismatch, match="lists routing files"):
+        check_dataset(out)
 
 
 def test_refusals(hand_trace, tmp_path):

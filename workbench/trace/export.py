@@ -53,6 +53,18 @@ def _table_stats(root: Path, table: str) -> dict:
             "bytes": sum(f.stat().st_size for f in files)}
 
 
+EXPORTED_FILE = "part-0.parquet"
+
+
+def exported_manifest(manifest: dict, tables: list[str]) -> dict:
+    """A run's manifest as the dataset holds it: its committed parts are now one file per table, so `parts` lists
+    that file (readers, the dashboard among them, show only the files a manifest lists) and `tables` what was
+    exported."""
+    if "parts" not in manifest:  # a run written in one commit before parts existed: readers take every file
+        return manifest
+    return {**manifest, "parts": {table: [EXPORTED_FILE] for table in tables}, "tables": sorted(tables)}
+
+
 def export_dataset(trace_dir: str | Path, dataset_dir: str | Path, tables: list[str] | None = None,
                    runs: list[str] | None = None, title: str | None = None, notes: str = "") -> ExportSummary:
     """Copy `runs` (default: every committed run) and `tables` (default: every table those runs hold) of a trace
@@ -80,14 +92,16 @@ def export_dataset(trace_dir: str | Path, dataset_dir: str | Path, tables: list[
         manifest_path(staging, runs[0]).parent.mkdir()
         manifests = {m["run_id"]: m for m in trace.manifests() if m["run_id"] in runs}
         for run_id in runs:
+            written = []
             for table in chosen:
                 if not trace.has_rows(table, run_id):
                     continue
                 data = trace.read(table, run_id=run_id)
                 folder = partition_dir(staging, table, run_id)
                 folder.mkdir(parents=True)
-                pq.write_table(data, folder / "part-0.parquet", compression="zstd")
-            write_json_atomic(manifest_path(staging, run_id), manifests[run_id])
+                pq.write_table(data, folder / EXPORTED_FILE, compression="zstd")
+                written.append(table)
+            write_json_atomic(manifest_path(staging, run_id), exported_manifest(manifests[run_id], written))
         stats = {table: _table_stats(staging, table) for table in chosen}
         (staging / CARD).write_text(dataset_card(title or target.name, stats, [manifests[r] for r in runs], notes))
         if target.exists():
@@ -192,6 +206,13 @@ def check_dataset(dataset_dir: str | Path) -> dict:
     runs = sorted(p.stem for p in (root / "runs").glob("*.json"))
     if runs != sorted(block.get("runs", [])):
         raise DatasetMismatch(f"{root}: runs/ holds {runs} but the card says {sorted(block.get('runs', []))}")
+    for run_id in runs:  # every file a manifest lists exists, or the dashboard would show the run without it
+        manifest = json.loads((root / "runs" / f"{run_id}.json").read_text())
+        for table, names in manifest.get("parts", {}).items():
+            missing = [n for n in names if not (partition_dir(root, table, run_id) / n).is_file()]
+            if missing:
+                raise DatasetMismatch(f"{root}: run {run_id}'s manifest lists {table} files {missing} that are not "
+                                      "in the folder")
     return card
 
 
