@@ -100,18 +100,23 @@ def timed(fn):
     return tokens, time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_corpus_arguments(parser: argparse.ArgumentParser, prompts: int) -> None:
+    """The model, corpus and capture-mode options of this bench and of profile_trace.py."""
     parser.add_argument("--model", choices=["nano", "slice"], default="nano")
-    parser.add_argument("--prompts", type=int, default=300)
+    parser.add_argument("--prompts", type=int, default=prompts)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--batch-tokens", type=int, default=65536)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--dims", choices=["real", "tiny"], default="real")
-    parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_corpus_arguments(parser, prompts=300)
+    parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args()
 
     loaded = load(args)

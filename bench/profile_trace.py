@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_corpus_throughput import MODES, corpus, load, sync  # noqa: E402
+from bench_corpus_throughput import MODES, add_corpus_arguments, corpus, load, sync  # noqa: E402
 
 from workbench import tracing  # noqa: E402
 from workbench.capture.context import CaptureRun  # noqa: E402
@@ -52,15 +52,7 @@ def timed_method(owner, name: str, label: str, device: str | None = None) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["nano", "slice"], default="nano")
-    parser.add_argument("--prompts", type=int, default=96)
-    parser.add_argument("--tokens", type=int, default=2048)
-    parser.add_argument("--batch-tokens", type=int, default=65536)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dims", choices=["real", "tiny"], default="real")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    add_corpus_arguments(parser, prompts=96)
     args = parser.parse_args()
 
     loaded = load(args)
