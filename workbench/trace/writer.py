@@ -36,7 +36,8 @@ from .folder import (RUNS, check_for_append, manifest_path, partition_dir, prepa
                      write_json_atomic)
 from .schema import RUN_ID, TABLES, file_schema, table_schema
 
-ROWS_PER_FILE = 131_072  # rows per staged Parquet file: the files of one flush are written in parallel
+ROWS_PER_FILE = 131_072  # a table's pending rows are staged once they reach this many
+MIN_ROWS_PER_FILE = 32_768  # one flush is split into up to WRITE_THREADS files of at least this many rows
 WRITE_THREADS = max(1, min(12, (os.cpu_count() or 1) - 2))  # leave the main and sink threads a core each
 COMPRESSION = {"compression": "zstd", "compression_level": 3}
 RUNNING, COMPLETE = "running", "complete"
@@ -146,7 +147,9 @@ class TraceWriter:
             self._flush(table)
 
     def _flush(self, table: str) -> None:
-        """Stage the table's pending rows: files of at most `rows_per_part` rows, written on the pool."""
+        """Stage the table's pending rows as files written in parallel on the pool: one per writer thread, each of at
+        least MIN_ROWS_PER_FILE rows (and at most rows_per_part), so the files of the last batch of a run, which
+        nothing else overlaps, take a fraction of one file's time."""
         pending = self._pending.pop(table, [])
         if not pending:
             return
@@ -155,11 +158,12 @@ class TraceWriter:
         rows = pa.concat_tables(pending)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="trace-writer")
-        for start in range(0, rows.num_rows, self.rows_per_part):
+        size = min(self.rows_per_part, max(MIN_ROWS_PER_FILE, -(-rows.num_rows // WRITE_THREADS)))
+        for start in range(0, rows.num_rows, size):
             name = f"part-{self.tag}-{self._count:05d}.parquet"
             self._count += 1
             path = folder / name
-            self._writes.append(self._pool.submit(_write_parquet, rows.slice(start, self.rows_per_part), path))
+            self._writes.append(self._pool.submit(_write_parquet, rows.slice(start, size), path))
             self._staged.setdefault(table, []).append(path)
 
     def wait_for_writes(self) -> None:
