@@ -19,7 +19,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_corpus_throughput import MODES, add_corpus_arguments, corpus, load, sync  # noqa: E402

@@ -162,6 +162,22 @@ def hand_trace(tmp_path_factory):
     return root, write_hand_trace(root)
 
 
+@pytest.fixture(scope="module")
+def db(hand_trace):
+    """A DuckDB TraceDB over the hand-written trace (one per test module)."""
+    from workbench.analysis.db import TraceDB
+
+    return TraceDB(hand_trace[0])
+
+
+@pytest.fixture(scope="module")
+def scope(hand_trace):
+    """Run A of the hand-written trace, every layer, label, sequence and position."""
+    from workbench.analysis.db import Scope
+
+    return Scope(hand_trace[1]["a"])
+
+
 # MTP: run A also holds the `mtp` table below; `write_mtp_trace` writes a folder of its own (so run A's routing
 # aggregates stay as above) with run A's tokens and routing plus the MTP layer's routing under layer 4
 # (= num_hidden_layers) and the `mtp` table, rows t = 0 .. T-2:

@@ -5,17 +5,6 @@
 import pytest
 
 from workbench.analysis import attention
-from workbench.analysis.db import Scope, TraceDB
-
-
-@pytest.fixture(scope="module")
-def db(hand_trace):
-    return TraceDB(hand_trace[0])
-
-
-@pytest.fixture(scope="module")
-def scope(hand_trace):
-    return Scope(hand_trace[1]["a"])
 
 
 def test_head_span_mass_counts_queries_after_the_span_only(db, scope):

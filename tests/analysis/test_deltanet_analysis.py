@@ -6,17 +6,6 @@ import numpy as np
 import pytest
 
 from workbench.analysis import deltanet
-from workbench.analysis.db import Scope, TraceDB
-
-
-@pytest.fixture(scope="module")
-def db(hand_trace):
-    return TraceDB(hand_trace[0])
-
-
-@pytest.fixture(scope="module")
-def scope(hand_trace):
-    return Scope(hand_trace[1]["a"])
 
 
 def test_state_norm_curves(db, scope):

@@ -3,18 +3,8 @@
 import pytest
 
 from workbench.analysis import long_context, tokens
-from workbench.analysis.db import Scope, TraceDB
+from workbench.analysis.db import Scope
 from workbench.analysis.summary import run_sizes, trace_summary
-
-
-@pytest.fixture(scope="module")
-def db(hand_trace):
-    return TraceDB(hand_trace[0])
-
-
-@pytest.fixture(scope="module")
-def scope(hand_trace):
-    return Scope(hand_trace[1]["a"])
 
 
 def test_sweep_grid_averages_heads_and_skips_layers_it_does_not_apply_to(db, scope):

@@ -5,12 +5,7 @@ import numpy as np
 import pytest
 
 from workbench.analysis import routing_structure as structure
-from workbench.analysis.db import Scope, TraceDB
-
-
-@pytest.fixture(scope="module")
-def db(hand_trace):
-    return TraceDB(hand_trace[0])
+from workbench.analysis.db import Scope
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,11 @@ import pandas as pd
 import pytest
 
 from workbench.analysis import attention, deltanet, long_context, routing, routing_structure, tokens
-from workbench.analysis.db import Scope, TraceDB
+from workbench.analysis.db import Scope
 from workbench.app.figures import attention as attention_figures
 from workbench.app.figures import deltanet as deltanet_figures
 from workbench.app.figures import routing as routing_figures
 from workbench.app.figures import views
-
-
-@pytest.fixture(scope="module")
-def db(hand_trace):
-    return TraceDB(hand_trace[0])
-
-
-@pytest.fixture(scope="module")
-def scope(hand_trace):
-    return Scope(hand_trace[1]["a"])
 
 
 def test_expert_load_heatmap_rows_are_the_moe_layers_as_categories(db, scope):
