@@ -15,14 +15,14 @@ import argparse
 
 import pandas as pd
 
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.expert_pruning import CRITERIA, DEFAULT_FRACTIONS, DEFAULT_SUITES, best_criterion, sweep, \
     write_pruning_run
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser, device_map=False)
     parser.add_argument("--out", required=True, help="trace folder to append the run to")
     parser.add_argument("--suites", nargs="+", default=list(DEFAULT_SUITES))
     parser.add_argument("--n", type=int, default=8, help="prompts per suite")
@@ -32,11 +32,9 @@ def main(argv=None) -> None:
     parser.add_argument("--calibration-seed", type=int, default=1)
     parser.add_argument("--calibration-tokens", type=int, default=512, help="per domain")
     parser.add_argument("--loss-tokens", type=int, default=256, help="per domain")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    loaded = load_from_arguments(args)
     rows, _ = sweep(loaded, tuple(args.suites), args.n, tuple(args.fractions), tuple(args.criteria), args.seed,
                     args.calibration_seed, args.calibration_tokens, args.loss_tokens)
     run_id = write_pruning_run(loaded, rows, args.out, {

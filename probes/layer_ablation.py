@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.layer_ablation import MODES, run_layer_ablation
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, help="trace folder to append the run to")
     parser.add_argument("--passkey-length", type=int, default=1024)
     parser.add_argument("--recall-length", type=int, default=512)
@@ -28,11 +28,8 @@ def main() -> None:
     parser.add_argument("--no-single-layers", action="store_true", help="only all-attention / all-DeltaNet")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--device-map", default=None)
     args = parser.parse_args()
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    loaded = load_from_arguments(args)
     suites = (("passkey", args.passkey_length), ("recall", args.recall_length))
     run_id, table = run_layer_ablation(loaded, args.out, suites, args.prompts, args.seed, tuple(args.modes),
                                        not args.no_single_layers, args.batch_size)

@@ -17,26 +17,23 @@ import argparse
 import sys
 
 from workbench.capture import CaptureError
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.mtp_acceptance import acceptance_report, nano_domain_prompts, trace_mtp
 from workbench.prompts import read_prompts
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser)
     parser.add_argument("--prompts", help="JSONL prompts (id, text, label); default: nano held-out records per domain")
     parser.add_argument("--n", type=int, default=4, help="records per nano domain (without --prompts)")
     parser.add_argument("--seed", type=int, default=0, help="held-out seed of the nano records")
     parser.add_argument("--out", default="traces/mtp")
     parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--device-map", default=None)
     args = parser.parse_args(argv)
 
     prompts = read_prompts(args.prompts) if args.prompts else nano_domain_prompts(args.seed, args.n)
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    loaded = load_from_arguments(args)
     try:
         summary = trace_mtp(loaded, prompts, args.out, max_tokens=args.max_tokens)
     except CaptureError as error:

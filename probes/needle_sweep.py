@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.needle_sweep import DEPTHS, NANO_LENGTHS, run_needle_sweep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, help="trace folder to append the run to")
     parser.add_argument("--lengths", type=int, nargs="+", default=list(NANO_LENGTHS), help="context lengths (tokens)")
     parser.add_argument("--depths", type=float, nargs="+", default=list(DEPTHS), help="needle depths in [0, 1]")
     parser.add_argument("--prompts", type=int, default=1, help="held-out prompts per cell")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--device-map", default=None)
     args = parser.parse_args()
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    loaded = load_from_arguments(args)
     run_id, table = run_needle_sweep(loaded, args.out, args.lengths, args.depths, args.prompts, args.seed,
                                      args.deltanet_path)
     df = table.to_pandas()

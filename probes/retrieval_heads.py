@@ -17,7 +17,7 @@ import argparse
 import json
 
 from workbench.analysis.retrieval import top_retrieval_heads
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.prompts import Prompt, read_prompts
 from workbench.probes.retrieval import trace_retrieval
 from workbench.trace import open_trace
@@ -32,7 +32,7 @@ def nano_suite_prompts(suite: str, seed: int, n: int) -> list[Prompt]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompts", help="JSONL prompts with a needle span")
     source.add_argument("--suite", help="a nano held-out suite, e.g. passkey_1024 (workbench.nano.data)")
@@ -42,14 +42,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="tokens to generate (default: the needle's length)")
     parser.add_argument("--teacher-forcing", action="store_true")
     parser.add_argument("--out", required=True, help="trace folder to append the run to")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--device-map", default=None)
     parser.add_argument("--top", type=int, default=10, help="heads to print")
     args = parser.parse_args()
 
     prompts = read_prompts(args.prompts) if args.prompts else nano_suite_prompts(args.suite, args.seed, args.n)
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    loaded = load_from_arguments(args)
     summary = trace_retrieval(loaded, prompts, args.out, needle=args.needle, steps=args.steps,
                               teacher_forcing=args.teacher_forcing)
     trace = open_trace(args.out)

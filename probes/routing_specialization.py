@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.routing_specialization import nano_domain_prompts, run_specialization
 from workbench.prompts import read_prompts
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser, device_map=False)
     parser.add_argument("--prompts", help="JSONL prompts with a label (default: the nano's six held-out domains)")
     parser.add_argument("--n", type=int, default=4, help="prompts per nano domain (without --prompts)")
     parser.add_argument("--seed", type=int, default=0, help="held-out seed of the nano prompts and of the random init")
     parser.add_argument("--top", type=int, default=5, help="over-represented experts kept per label and layer")
     parser.add_argument("--min-count", type=int, default=5, help="occurrences a token needs for vocab specialisation")
     parser.add_argument("--out", required=True, help="trace folder to append the runs to")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
     prompts = read_prompts(args.prompts) if args.prompts else nano_domain_prompts(args.seed, args.n)
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    loaded = load_from_arguments(args)
     result = run_specialization(loaded, prompts, args.out, seed=args.seed, top=args.top, min_count=args.min_count)
     js = result.mean_js()
     print("mean label JS (bits, over layers and label pairs): "

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.loading import load_model
+from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.state_capacity import NANO_CONTEXTS, NANO_PAIRS, run_state_capacity
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="nano")
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, help="trace folder to append the run to")
     parser.add_argument("--pairs", type=int, nargs="+", default=list(NANO_PAIRS), help="pair counts")
     parser.add_argument("--contexts", type=int, nargs="+", default=list(NANO_CONTEXTS),
@@ -27,11 +27,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=8, help="queries per prompt (at most the pairs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--device-map", default=None)
     args = parser.parse_args()
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map)
+    loaded = load_from_arguments(args)
     run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
                                        args.seed, args.deltanet_path)
     df = table.to_pandas()
