@@ -42,7 +42,7 @@ from .prompts import Prompt
 from .spans import SpanError, encode, prompt_token_spans
 from .trace import SCHEMA_VERSION, TraceWriter
 from .trace.attention_tables import spans_table
-from .trace.tables import batch_tokens_table
+from .trace.tables import tokens_table
 from .trace.writer import read_manifest
 
 PACKAGES = ("workbench", "torch", "transformers", "pyarrow", "tokenizers", "safetensors")
@@ -140,11 +140,6 @@ def encode_prompt(tokenizer, index: int, prompt: Prompt, max_tokens: int | None)
     except SpanError as error:
         raise SpanError(f"prompt {prompt.id!r}: {error}") from None
     return Encoded(index, prompt, token_ids, spans)
-
-
-def encode_prompts(tokenizer, prompts: list[Prompt], max_tokens: int | None) -> list[Encoded]:
-    """Tokenize every prompt at once (probes that need all lengths first; tracing streams, see `batches`)."""
-    return [encode_prompt(tokenizer, index, prompt, max_tokens) for index, prompt in enumerate(prompts)]
 
 
 WINDOW_BATCHES = 4  # batches' worth of tokens tokenised and sorted by length together
@@ -254,8 +249,9 @@ def trace_prompts(
 
     batch_tokens: right-padded batches of up to this many tokens (rows x longest row); None = batch 1.
     resume: the run id of a run that stopped; its committed prompts are skipped. join + run_id: add parts to a run
-    another process started (distributed engine; the caller finishes it); writer_tag names this call's part files. An error before the first part leaves
-    `out` as it was; an error later keeps the committed parts (resumable). Ctrl-C raises TraceInterrupted.
+    another process started (distributed engine; the caller finishes it); writer_tag names this call's part files.
+    An error before the first part leaves `out` as it was; an error later keeps the committed parts (resumable); a
+    prompt that cannot be tokenised is reached as the run goes (`batches`). Ctrl-C raises TraceInterrupted.
     """
     for name, value in (("max_tokens", max_tokens), ("batch_tokens", batch_tokens)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -358,8 +354,8 @@ class TableBuilder:
 
     def _tables(self, rows: list[Encoded], sequences: list[SequenceInfo], records: dict) -> dict[str, list[pa.Table]]:
         tables = {"spans": [spans_table(e.prompt.id, e.spans) for e in rows if e.spans],
-                  "tokens": [batch_tokens_table([e.prompt.id for e in rows], [e.token_ids for e in rows],
-                                                [e.prompt.label for e in rows], self.vocab)]}
+                  "tokens": [tokens_table([e.prompt.id for e in rows], [e.token_ids for e in rows],
+                                          [e.prompt.label for e in rows], self.vocab)]}
         for name, table in self.run.build_tables(records, sequences).items():
             tables.setdefault(name, []).append(table)
         return tables

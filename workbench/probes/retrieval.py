@@ -27,7 +27,7 @@ from ..spans import parse_spans, spans_to_tokens, token_offsets
 from ..trace import TraceWriter
 from ..trace.attention_tables import retrieval_table, spans_table
 from ..trace.tables import tokens_table
-from ..tracing import run_manifest
+from ..tracing import run_manifest, token_strings
 
 
 @dataclass
@@ -138,6 +138,7 @@ def trace_retrieval(
     model, tokenizer = loaded.model, loaded.tokenizer
     started = datetime.now(timezone.utc)
     records, scores = [], {}
+    vocab = token_strings(tokenizer)
     with TraceWriter(out) as writer:
         for prompt in tqdm(prompts, desc="copying", unit="prompt", disable=not progress):
             text = prompt.extra.get("prompt") or prompt.text
@@ -151,7 +152,7 @@ def trace_retrieval(
             span = found[0]
             targets = ids[span.start_token : span.end_token] if teacher_forcing else None
             copy = copy_with_attention(model, ids, (span.start_token, span.end_token), steps, targets, loaded.adapter)
-            writer.add("tokens", tokens_table(prompt.id, ids, tokenizer.convert_ids_to_tokens(ids), prompt.label))
+            writer.add("tokens", tokens_table([prompt.id], [ids], [prompt.label], vocab))
             writer.add("spans", spans_table(prompt.id, spans))
             writer.add("retrieval", retrieval_table(prompt.id, copy.layers, len(copy.produced), copy.hits.sum(0)))
             scores[prompt.id] = copy.scores

@@ -23,24 +23,10 @@ def _list_column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, flat, type=arrow_type)
 
 
-def tokens_table(seq_id: str, token_ids: list[int], tokens: list[str], label: str | None) -> pa.Table:
-    n = len(token_ids)
-    return pa.table(
-        {
-            "seq_id": [seq_id] * n,
-            "position": np.arange(n, dtype=np.int32),
-            "token_id": np.asarray(token_ids, dtype=np.int32),
-            "token": tokens,
-            "label": pa.array([label] * n, type=pa.string()),
-        },
-        schema=table_schema("tokens"),
-    )
-
-
-def batch_tokens_table(seq_ids: list[str], token_ids: list[list[int]], labels: list[str | None],
-                       vocab: pa.Array) -> pa.Table:
-    """`tokens_table` of several sequences at once, concatenated in order; `vocab` holds the token string of every id
-    (tokenizer.convert_ids_to_tokens of 0..len-1), so token strings are one `take`, not a Python lookup per token."""
+def tokens_table(seq_ids: list[str], token_ids: list[list[int]], labels: list[str | None], vocab: pa.Array) -> pa.Table:
+    """The tokens rows of one or more sequences, concatenated in order (seq_id, position, token_id, token, label);
+    `vocab` holds the token string of every id (tracing.token_strings: the tokenizer's convert_ids_to_tokens of
+    0..len-1), so the token strings are one `take`, not a Python lookup per token."""
     lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
     which = pa.array(np.repeat(np.arange(len(seq_ids)), lengths))
     ids = np.concatenate([np.asarray(ids, dtype=np.int32) for ids in token_ids])
