@@ -148,7 +148,8 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for row in rows:
-        print(f"{row['model']} {row['mode']}: traced {row['traced_tok_s']:,} tok/s vs plain {row['plain_tok_s']:,} tok/s"
+        print(f"{row['model']} {row['mode']}: traced {row['traced_tok_s']:,} tok/s"
+              f" vs plain {row['plain_tok_s']:,} tok/s"
               f" = {row['ratio']:.3f}x of the plain batched forward ({row['tokens']:,} tokens)")
 
 

@@ -1,8 +1,8 @@
 """Where a corpus trace's time goes. Main thread: the model forward (timed between device synchronisations) and
 collect (the recorders' copy off the device). tracing.TableBuilder, overlapping the next forward: table building
 on its pool (summed over threads), then on its sink thread TraceWriter.add and part commits (which wait for their
-files). Writer pool: Parquet encoding, summed over its threads. The synchronisations around the forward make the total a little slower than an
-unprofiled trace (bench_corpus_throughput.py gives the throughput figures).
+files). Writer pool: Parquet encoding, summed over its threads. The synchronisations around the forward make the
+total a little slower than an unprofiled trace (bench_corpus_throughput.py gives the throughput figures).
 
     python bench/profile_trace.py --model nano --prompts 96 --tokens 2048 --batch-tokens 65536 --device cuda
     .venv/bin/python bench/profile_trace.py --model nano --prompts 8 --tokens 256 --batch-tokens 1024 --device cpu

@@ -92,7 +92,8 @@ class AttentionRecorder:
                 f"{window}; capture without attention=True")
         original = model.config._attn_implementation
         if original not in DELEGATES:
-            nested = " (an attention capture is already active on this model)" if str(original).startswith(PREFIX) else ""
+            active = str(original).startswith(PREFIX)
+            nested = " (an attention capture is already active on this model)" if active else ""
             raise AttentionCaptureError(
                 f"attention capture delegates to {' or '.join(DELEGATES)}, but the model runs {original!r}{nested}; "
                 "call model.set_attn_implementation('sdpa') first"
@@ -104,7 +105,8 @@ class AttentionRecorder:
                 handles.append(CallbackHandle(lambda key=id(module): ACTIVE.pop(key, None)))
                 if adapter.attention.gate_path is not None:
                     proj = module.get_submodule(adapter.attention.gate_path)
-                    handles.append(proj.register_forward_hook(self.gate_hook(layer, module, adapter.attention.gate_logits)))
+                    hook = self.gate_hook(layer, module, adapter.attention.gate_logits)
+                    handles.append(proj.register_forward_hook(hook))
             handles.append(CallbackHandle(lambda: _restore_implementation(model, original)))
             model.set_attn_implementation(recall_name(original))
             if model.config._attn_implementation != recall_name(original):
