@@ -58,19 +58,6 @@ class CaptureRun:
         for recorder in self.recorders.values():
             recorder.begin_batch(sequences)
 
-    def batch_tables(self, sequences: list[SequenceInfo]) -> list[dict]:
-        """Collect every recorder once and build each sequence's tables: [{table name: Arrow table}] per row."""
-        records = self.collect()
-        per_row = []
-        for sequence in sequences:
-            tables: dict[str, list] = {}
-            for kind, record in records.items():
-                for name, table in self.recorders[kind].tables(record, sequence).items():
-                    tables.setdefault(name, []).append(table)  # the MTP layer's rows join the trunk's routing table
-            per_row.append({name: parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-                            for name, parts in tables.items()})
-        return per_row
-
     def build_tables(self, records: dict, sequences: list[SequenceInfo]) -> dict[str, pa.Table]:
         """The tables of collected `records` (run.collect()) for every sequence of a batch, each table's rows in
         sequence order: a recorder with `batch_tables(record, sequences)` builds all rows at once, the others one
@@ -84,7 +71,7 @@ class CaptureRun:
                 built = [recorder.tables(record, sequence) for sequence in sequences]
             for part in built:
                 for name, table in part.items():
-                    tables.setdefault(name, []).append(table)
+                    tables.setdefault(name, []).append(table)  # the MTP layer's rows join the trunk's routing
         return {name: parts[0] if len(parts) == 1 else pa.concat_tables(parts) for name, parts in tables.items()}
 
     def collect(self, kind: str | None = None):
@@ -97,7 +84,7 @@ class CaptureRun:
 
     def tables(self, sequence: SequenceInfo) -> dict:
         """Collect every recorder and build its trace tables for `sequence`: {table name: Arrow table}."""
-        return self.batch_tables([sequence])[0]
+        return self.build_tables(self.collect(), [sequence])
 
 
 @contextmanager
