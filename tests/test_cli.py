@@ -124,3 +124,28 @@ def test_fla_path_refused_before_the_model_loads(tmp_path, monkeypatch):
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 2 and "CUDA only" in result.output
     assert not out.exists()
+
+
+def _entry_point(tmp_path, *args):
+    """Run the installed entry point's `main` in a fresh interpreter, with an atexit handler of the caller's."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', flush=True)); "
+              f"sys.argv = ['workbench', *{list(args)!r}]; from workbench.cli import main; main()")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+
+def test_entry_point_keeps_exit_codes_output_and_atexit_handlers(tmp_path, next_checkpoint):
+    """`main` skips interpreter teardown (os._exit) but not what a normal exit does: the exit code of the command,
+    everything printed, the atexit handlers, and files complete on disk."""
+    out = tmp_path / "trace"
+    ok = _entry_point(tmp_path, "trace", "--model", str(next_checkpoint), "--text", "abc def", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "1 sequences, 7 tokens" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
+    assert open_trace(out).read("tokens").num_rows == 7
+    bad = _entry_point(tmp_path, "trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out),
+                       "--dtype", "float8")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "float8" in bad.stderr
+    assert bad.stdout.strip() == "atexit ran"
+    assert _entry_point(tmp_path, "--help").returncode == 0
