@@ -1,7 +1,14 @@
 """Shared fixtures: tiny seeded models and checkpoints the tests write themselves (no downloads)."""
 
+import os
+
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    # Without a GPU, Triton kernels (tests/ops/test_triton_norms.py) run under triton's interpreter on CPU tensors;
+    # the variable is read when triton's own library is first imported, so it is set before any test imports it.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from workbench.testing.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
 

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from . import triton_norms
 from .naive import (StateStats, check_positions, check_recall_pairs, kernel_qk, l2norm, recall_metrics, retention_metrics,
                     state_spectrum)
 
@@ -192,6 +193,7 @@ def state_norms_from_chunk_states(
     use_qk_l2norm: bool = True,
     dtype: torch.dtype = torch.float32,
     snapshot_spectrum: bool = True,
+    kernel: str = "auto",
 ) -> StateStats:
     """Per-token state norms (and recall, snapshots) from chunk-start states, with no loop over chunks.
 
@@ -203,6 +205,8 @@ def state_norms_from_chunk_states(
             (fla's v_new = u - w @ h).
         v: [B, T, Hv, V] values, needed only for recall targets; recall_pairs: [P, 2] as in `naive_state_stats`.
         chunk_size: the chunk size that produced chunk_states (fla: 64).
+        kernel: "auto" computes norms alone (no recall, no snapshots, fp32) with the fused Triton kernel
+            (triton_norms.py) where it runs, else with the batched PyTorch ops below; "torch" always the latter.
     Returns:
         StateStats with state_norm [B, T, Hv] and, when asked, recall and snapshot fields (o, final_state None).
     Works on [B, Hk, G, N, ...] (G = Hv / Hk value heads per key head): the keys and their Gram matrices stay
@@ -215,6 +219,12 @@ def state_norms_from_chunk_states(
         raise ValueError(f"Hv={Hv} is not a multiple of Hk={Hk}")
     G = Hv // Hk
     kn = l2norm(k.to(dtype)) if use_qk_l2norm else k  # [B, T, Hk, K]
+    if kernel not in ("auto", "torch"):
+        raise ValueError(f"kernel must be 'auto' or 'torch', not {kernel!r}")
+    if (kernel == "auto" and recall_pairs is None and not snapshot_positions and dtype == torch.float32
+            and triton_norms.available(g.device) and triton_norms.supports(kn, v_new, chunk_size)):
+        h = chunk_states.transpose(1, 2)  # back to fla's [B, N, Hv, K, V] (a view: the kernel reads any strides)
+        return StateStats(state_norm=triton_norms.chunk_state_norms(kn, g, h, v_new[:, :T], chunk_size))
     k_c = _to_chunks(kn, chunk_size, dtype)[:, :, None]  # [B, Hk, 1, N, C, K]
     N = k_c.shape[3]
     if chunk_states.shape[2] != N:
