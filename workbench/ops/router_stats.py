@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from . import triton_support
+
+KERNEL = "router_stats_kernel"  # workbench/ops/router_stats_kernel.py: the same summaries in one pass, on the GPU
+
 
 def _summaries(log_probs: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """log_probs [N, E] fp32, owned by this call (overwritten: the scatter runs in place, one [N, E] copy fewer)."""
@@ -42,14 +46,39 @@ def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> d
       topk_margin     p_(k) - p_(k+1): smallest chosen p minus the largest one left out
                       (>= 0 for a softmax top-k router; 0 when k == E: nothing is left out).
     """
+    if triton_support.runs_on(router_logits.device, KERNEL):
+        return fused_router_stats(router_logits, topk_ids, sigmoid=False)
     return _summaries(torch.log_softmax(router_logits, dim=-1, dtype=torch.float32), topk_ids)
 
 
 def sigmoid_router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """The same summaries for a sigmoid router, with p = sigmoid(logits) / sum over experts (see module docstring).
     router_logits [N, E], topk_ids [N, k]; returns fp32 [N] tensors (margin may be negative)."""
+    if triton_support.runs_on(router_logits.device, KERNEL):
+        return fused_router_stats(router_logits, topk_ids, sigmoid=True)
     log_scores = torch.nn.functional.logsigmoid(router_logits.float())  # [N, E] log s
     return _summaries(log_scores - torch.logsumexp(log_scores, dim=-1, keepdim=True), topk_ids)
+
+
+def fused_router_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor, sigmoid: bool = False,
+                       block_rows: int = 16) -> dict[str, torch.Tensor]:
+    """The summaries of `router_token_stats` (sigmoid=False) or `sigmoid_router_token_stats` in one Triton kernel:
+    each program reads `block_rows` rows of logits once (the PyTorch ops above make about eight passes over an
+    fp32 [N, E] copy: 0.2 ms per layer at 32K tokens and 512 experts on an H200)."""
+    module = triton_support.kernel_module(KERNEL)
+    if module is None:
+        raise RuntimeError("the fused router-stats kernel needs triton, which does not import here")
+    logits = router_logits.detach()
+    logits = logits if logits.stride(-1) == 1 else logits.contiguous()
+    ids = topk_ids if topk_ids.stride(-1) == 1 else topk_ids.contiguous()
+    N, E = logits.shape
+    out = torch.empty(3, N, dtype=torch.float32, device=logits.device)
+    if N:
+        grid = (-(-N // block_rows),)
+        module.router_summaries[grid](logits, ids, out[0], out[1], out[2], N, E, logits.stride(0), ids.stride(0),
+                                      TOPK=ids.shape[-1], BLOCK_N=block_rows,
+                                      BLOCK_E=max(16, 1 << (E - 1).bit_length()), SIGMOID=sigmoid)
+    return {"router_entropy": out[0], "topk_mass": out[1], "topk_margin": out[2]}
 
 
 ROUTER_STATS = {"softmax": router_token_stats, "sigmoid": sigmoid_router_token_stats}

@@ -18,19 +18,18 @@ Precision: products of bf16 operands are exact in fp32 and every dot accumulates
 fp32 dots (no TF32), so the result matches the PyTorch path to fp32 rounding (tests/ops/test_triton_norms.py,
 against it and the fp64 token scan).
 
-Triton is optional: `available(device)` says whether this path can run (CUDA and an importable triton, or triton's
-interpreter, TRITON_INTERPRET=1, on CPU tensors, which the CPU tests use).
+Triton is optional: `available(device)` says whether this path can run (ops/triton_support.py: CUDA and an importable
+triton, or triton's interpreter on CPU tensors, which the CPU tests use). The kernel: ops/state_norm_kernel.py.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-
 import torch
 
+from .. import triton_support
+
 MIN_DOT = 16  # tl.dot needs every dimension >= 16 (and powers of two for the block shapes)
+KERNEL = "state_norm_kernel"  # workbench/ops/state_norm_kernel.py
 
 
 def _power_of_two(n: int) -> bool:
@@ -39,26 +38,12 @@ def _power_of_two(n: int) -> bool:
 
 def available(device: torch.device | str) -> bool:
     """Whether the Triton kernel can run on tensors of `device` here."""
-    device = torch.device(device)
-    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        return False
-    return _kernel() is not None
+    return triton_support.runs_on(device, KERNEL)
 
 
 def supports(k: torch.Tensor, v_new: torch.Tensor, chunk_size: int) -> bool:
     """Whether the shapes suit the kernel: head dims and chunk size powers of two, at least 16."""
     return all(_power_of_two(n) for n in (k.shape[-1], v_new.shape[-1], chunk_size))
-
-
-@functools.cache
-def _kernel():
-    """The jitted kernel, or None when triton does not import (imported on first use: triton's import is slow,
-    and TRITON_INTERPRET is read when the kernel is defined)."""
-    try:
-        from . import triton_kernel
-    except ImportError:
-        return None
-    return triton_kernel.chunk_norm_sq
 
 
 def chunk_state_norms(
@@ -73,8 +58,8 @@ def chunk_state_norms(
         v_new: [B, T, Hv, V] corrected values (beta included), as fla's recursion returns them.
         chunk_size: the chunk size that produced h (fla: 64); block_v: value columns per program.
     """
-    kernel = _kernel()
-    if kernel is None:
+    module = triton_support.kernel_module(KERNEL)
+    if module is None:
         raise RuntimeError("the Triton state-norm kernel needs triton, which does not import here")
     B, T, Hk, K = k.shape
     Hv, V = v_new.shape[2], v_new.shape[3]
@@ -86,18 +71,14 @@ def chunk_state_norms(
         raise ValueError(f"K={K}, V={V} and chunk_size={chunk_size} must be powers of two >= {MIN_DOT}")
     block_v = min(block_v, V)
     k, g, h, v_new = (x if x.stride(-1) == 1 else x.contiguous() for x in (k, g, h, v_new))
-    low = {k.dtype, h.dtype, v_new.dtype}
-    dot = {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(low.pop(), "float32") if len(low) == 1 else "float32"
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        dot = "float32"  # triton's CPU interpreter computes bf16 dots wrongly (numpy has no bf16); fp32 is exact here
-    tl = sys.modules[kernel.__module__].tl
+    dot = getattr(module.tl, triton_support.dot_dtype(k, h, v_new))
 
     out = torch.empty(B * Hv, V // block_v, N * chunk_size, dtype=torch.float32, device=v_new.device)
-    kernel[(N, B * Hv, V // block_v)](
+    module.chunk_norm_sq[(N, B * Hv, V // block_v)](
         k, g, h, v_new, out, T, N,
         k.stride(0), k.stride(1), k.stride(2), g.stride(0), g.stride(1),
         h.stride(0), h.stride(1), h.stride(2), h.stride(3), v_new.stride(0), v_new.stride(1), v_new.stride(2),
-        HV=Hv, G=Hv // Hk, K=K, BV=block_v, C=chunk_size, DOT=getattr(tl, dot),
+        HV=Hv, G=Hv // Hk, K=K, BV=block_v, C=chunk_size, DOT=dot,
         num_warps=num_warps,
     )
     norm_sq = out.sum(1)[:, :T].clamp_min_(0)  # [B * Hv, T]

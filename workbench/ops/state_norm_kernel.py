@@ -1,8 +1,5 @@
-"""The Triton kernel behind `triton_norms.chunk_state_norms` (see there for the math and the layout).
-
-Its own module because triton must import at module level for the kernel (triton's interpreter patches `tl` in the
-kernel's module globals), and the rest of the package must not pay triton's import unless the kernel runs.
-"""
+"""The Triton kernel behind `state_norms.triton_norms.chunk_state_norms` (see there for the math and the layout).
+Loaded through ops/triton_support.py, which says why each kernel has its own module."""
 
 import triton
 import triton.language as tl
