@@ -92,3 +92,40 @@ def test_batched_trace_equals_batch_one(loaded, tmp_path, batch_tokens, monkeypa
         for (seq_id, _), row in counts.iterrows():
             assert row["count"] == lengths[seq_id] and row["max"] == lengths[seq_id] - 1, (table, seq_id)
     assert summary.num_tokens == sum(lengths.values())
+
+
+def test_prefetched_keeps_order_raises_in_place_and_stops_when_closed():
+    """Batches tokenised on a background thread: the same items in the same order; a bad prompt's error arrives
+    after every batch before it; closing early stops the producer instead of draining the prompts."""
+    import threading
+    import time
+    from contextlib import closing
+
+    from workbench.tracing import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield from (1, 2)
+        raise ValueError("prompt 'bad' tokenizes to no tokens")
+
+    got = []
+    with pytest.raises(ValueError, match="'bad'"):
+        for item in prefetched(failing(), depth=4):
+            got.append(item)
+    assert got == [1, 2]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    with closing(prefetched(endless(), depth=2)) as items:
+        assert next(items) == 0
+    time.sleep(0.3)
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 4  # stopped: at most depth + the item in hand + the one it could not hand over
+    assert not any(t.name == "workbench-tokenize" for t in threading.enumerate())

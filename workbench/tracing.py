@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
 import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import pyarrow as pa
 import torch
@@ -169,6 +170,49 @@ def batches(tokenizer, prompts: list[Prompt], max_tokens: int | None, batch_toke
         yield from planned(window)
 
 
+Item = TypeVar("Item")
+
+
+def prefetched(items: Iterator[Item], depth: int) -> Iterator[Item]:
+    """`items`, produced on a background thread up to `depth` ahead of the consumer: the prompts are tokenised
+    while the main thread runs the forwards (the tokenizer releases the GIL). Order is kept, and an exception
+    raised by `items` is raised here when the consumer reaches it (after every item before it). Closing the
+    returned generator (contextlib.closing) stops the thread at its next item."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as error:  # handed to the consumer, raised in its thread
+            put((None, error))
+
+    threading.Thread(target=produce, name="workbench-tokenize", daemon=True).start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def plan_batches(lengths: list[int], batch_tokens: int | None, alone: list[bool]) -> list[list[int]]:
     """Indices of each batch: none (batch_tokens None) = one prompt per batch in file order; else prompts sorted by
     length (longest first, stable) packed while rows x longest <= batch_tokens, and `alone` prompts on their own."""
@@ -271,9 +315,11 @@ def trace_prompts(
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         done = 0
         bar = _progress(todo, progress)
+        vocab = token_strings(tokenizer)  # before the tokenising thread starts: one user of the tokenizer at a time
         plan = batches(tokenizer, prompts, max_tokens, batch_tokens, alone=lambda e: not run.batchable(e.sequence()),
                        skip=frozenset(skipped))
-        with TableBuilder(writer, run, base, part_tokens, token_strings(tokenizer)) as builder:
+        with closing(prefetched(plan, WINDOW_BATCHES)) as plan, \
+                TableBuilder(writer, run, base, part_tokens, vocab) as builder:
             while (rows := _next_batch(plan, builder, writer)) is not None:
                 width = max(len(e.token_ids) for e in rows)
                 sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
