@@ -11,7 +11,9 @@ total a little slower than an unprofiled trace (bench_corpus_throughput.py gives
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import shutil
 import sys
 import tempfile
@@ -52,6 +54,8 @@ def timed_method(owner, name: str, label: str, device: str | None = None) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_corpus_arguments(parser, prompts=96)
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N",
+                        help="also print the N main-thread functions with the most cumulative time (cProfile)")
     args = parser.parse_args()
 
     loaded = load(args)
@@ -70,7 +74,8 @@ def main() -> None:
     timed_method(CaptureRun, "collect", "main: collect", args.device)
     timed_method(tracing.TableBuilder, "submit", "main: submit (waits when the builder is behind)")
     timed_method(tracing.TableBuilder, "finish", "main: wait for the builder at the end")
-    timed_method(tracing.TableBuilder, "_tables", "build pool: tables (summed over threads)")
+    timed_method(tracing.TableBuilder, "_token_tables", "build pool: tokens and spans tables (summed over threads)")
+    timed_method(CaptureRun, "build_tables", "build pool: capture tables (summed over threads)")
     timed_method(tracing.TableBuilder, "_add", "sink: add + commit (incl. waiting for the batch's tables)")
     timed_method(writer_module.TraceWriter, "add", "sink: writer.add")
     timed_method(writer_module.TraceWriter, "commit_part", "sink: commit_part (waits for its files)")
@@ -85,11 +90,19 @@ def main() -> None:
             TIMES.clear()
             handles = [model.register_forward_pre_hook(pre, with_kwargs=True),
                        model.register_forward_hook(post, with_kwargs=True)]
+            profiler = cProfile.Profile() if args.cprofile else None
             start = time.perf_counter()
+            if profiler:
+                profiler.enable()  # the main thread only: forwards, hooks, collect, submit
             summary = trace_prompts(loaded, prompts, folder / name, MODES[name], max_tokens=args.tokens,
                                     progress=False, batch_tokens=args.batch_tokens)
             sync(args.device)
             total = time.perf_counter() - start
+            if profiler:
+                profiler.disable()
+                stats = pstats.Stats(profiler)
+                stats.sort_stats("cumulative").print_stats("workbench/", args.cprofile)  # the capture's own code
+                stats.sort_stats("tottime").print_stats(args.cprofile)  # and where the time is spent, anywhere
             for h in handles:
                 h.remove()
             shutil.rmtree(folder / name)

@@ -388,7 +388,10 @@ class TableBuilder:
     def submit(self, rows: list[Encoded], sequences: list[SequenceInfo], records: dict) -> None:
         while self._jobs and (self._jobs[0].done() or len(self._jobs) >= MAX_BATCHES_AHEAD):
             self._jobs.popleft().result()  # re-raises a builder error here, in the main thread
-        built = self._build.submit(self._tables, rows, sequences, records)
+        # one build job per capture kind (and one for tokens and spans), so a batch's tables build in parallel: the
+        # last batch's, which nothing overlaps, take the slowest kind's time instead of the sum
+        built = [self._build.submit(self._token_tables, rows)]
+        built += [self._build.submit(self.run.build_tables, {kind: record}, sequences) for kind, record in records.items()]
         self._jobs.append(self._sink.submit(self._add, rows, built))
 
     def finish(self) -> None:
@@ -398,17 +401,17 @@ class TableBuilder:
         if self.pending:
             self._commit()
 
-    def _tables(self, rows: list[Encoded], sequences: list[SequenceInfo], records: dict) -> dict[str, list[pa.Table]]:
-        tables = {"spans": [spans_table(e.prompt.id, e.spans) for e in rows if e.spans],
-                  "tokens": [tokens_table([e.prompt.id for e in rows], [e.token_ids for e in rows],
-                                          [e.prompt.label for e in rows], self.vocab)]}
-        for name, table in self.run.build_tables(records, sequences).items():
-            tables.setdefault(name, []).append(table)
+    def _token_tables(self, rows: list[Encoded]) -> dict[str, pa.Table]:
+        tables = {"tokens": tokens_table([e.prompt.id for e in rows], [e.token_ids for e in rows],
+                                         [e.prompt.label for e in rows], self.vocab)}
+        spans = [spans_table(e.prompt.id, e.spans) for e in rows if e.spans]
+        if spans:
+            tables["spans"] = pa.concat_tables(spans)
         return tables
 
-    def _add(self, rows: list[Encoded], built: Future) -> None:
-        for name, tables in built.result().items():
-            for table in tables:
+    def _add(self, rows: list[Encoded], built: list[Future]) -> None:
+        for job in built:  # in submission order: a table two kinds write (routing: trunk, then MTP) keeps its order
+            for name, table in job.result().items():
                 self.writer.add(name, table)
         self.pending.extend(e.record() for e in rows)
         if sum(r["num_tokens"] for r in self.pending) >= self.part_tokens:
