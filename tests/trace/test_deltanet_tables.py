@@ -2,6 +2,7 @@
 pairs, and the default table's size per token stays under 1 KB for the 80B geometry."""
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
@@ -141,3 +142,25 @@ def test_cli_deltanet_flags(tmp_path, next_checkpoint):
     result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out),
                                  "--state-snapshot", "3"])
     assert result.exit_code == 2 and "need --deltanet" in result.output
+
+
+def test_batch_tables_equal_the_one_sequence_tables_concatenated(tiny_next):
+    """A right-padded batch of three rows (60, 23 and 41 real tokens): the per-token table by one gather per column
+    equals `deltanet_table` of each row concatenated in row order, and the per-sequence tables keep row order."""
+    from workbench.capture import SequenceInfo
+    from workbench.trace.deltanet_tables import batch_deltanet_tables, deltanet_table
+
+    lengths, width = [60, 23, 41], 60
+    sequences = [SequenceInfo(f"s{b}", n, row=b, padded_tokens=width) for b, n in enumerate(lengths)]
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_head_stride=8)
+    with torch.inference_mode(), capture(tiny_next, settings) as run:
+        run.begin_batch(sequences)
+        tiny_next(input_ids=torch.randint(3, 200, (3, width), generator=torch.Generator().manual_seed(4)),
+                  use_cache=False)
+        record = run.collect("deltanet")
+    got = batch_deltanet_tables([(s.seq_id, s.rows) for s in sequences], record)
+    expected = pa.concat_tables([deltanet_table(s.seq_id, record, s.rows) for s in sequences])
+    assert got["deltanet"].num_rows == 3 * sum(lengths) and got["deltanet"].equals(expected)  # 3 DeltaNet layers
+    assert got["deltanet_heads"].column("seq_id").to_pylist() == sorted(got["deltanet_heads"].column("seq_id")
+                                                                        .to_pylist())
+    assert set(got["deltanet_head_summary"].column("seq_id").to_pylist()) == {"s0", "s1", "s2"}

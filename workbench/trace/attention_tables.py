@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from ..spans import TokenSpan
 from .schema import table_schema
-from .tables import _list_column
+from .tables import _list_column, seq_column
 
 if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
     from ..capture.records import AttentionCapture
@@ -62,7 +62,7 @@ def attention_tables(seq_id: str, capture: AttentionCapture, batch: int = 0,
     tables = {
         "attention": pa.table(
             {
-                "seq_id": pa.array([seq_id] * n, type=pa.string()),
+                "seq_id": seq_column(seq_id, n),
                 "position": position,
                 "layer": layer,
                 "head": head,
@@ -91,7 +91,7 @@ def gate_table(seq_id: str, capture: AttentionCapture, batch: int = 0, positions
     schema = table_schema("attention_gate")
     return pa.table(
         {
-            "seq_id": pa.array([seq_id] * (num_layers * num_tokens), type=pa.string()),
+            "seq_id": seq_column(seq_id, num_layers * num_tokens),
             "position": np.tile(np.arange(num_tokens, dtype=np.int32), num_layers),
             "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), num_tokens),
             "gate_mean": mean.mean(-1).reshape(-1).astype(np.float16),
@@ -110,7 +110,7 @@ def retrieval_table(seq_id: str, layers: Sequence[int], steps: int, hits: np.nda
     num_layers, num_heads = hits.shape
     return pa.table(
         {
-            "seq_id": pa.array([seq_id] * (num_layers * num_heads), type=pa.string()),
+            "seq_id": seq_column(seq_id, num_layers * num_heads),
             "layer": np.repeat(np.asarray(layers, dtype=np.int16), num_heads),
             "head": np.tile(np.arange(num_heads, dtype=np.int16), num_layers),
             "steps": np.full(num_layers * num_heads, steps, dtype=np.int32),

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from ..ops import decay
 from .schema import TABLES, table_schema
-from .tables import _list_column
+from .tables import _list_column, seq_column
 
 if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
     from ..capture.records import DeltaNetCapture
@@ -37,25 +38,44 @@ def _in_slice(indices, rows: slice) -> np.ndarray:
     return (indices >= rows.start) & (indices < rows.stop)
 
 
-def _seq(seq_id: str, n: int) -> pa.Array:
-    return pa.array([seq_id] * n, type=pa.string())
-
-
 def _layer_major(capture: DeltaNetCapture, n: int) -> np.ndarray:
     return np.repeat(np.asarray(capture.layers, dtype=np.int16), n)
 
 
 def deltanet_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table:
-    """One row per (DeltaNet layer, token) of rows `rows`, ordered (layer, position)."""
+    """One row per (DeltaNet layer, token) of rows `rows`, ordered (layer, position). (Tracing builds this table with
+    `batch_deltanet_table`; this one-sequence form is its reference in the tests.)"""
     positions = capture.positions[rows].numpy().astype(np.int32)
     n, L = len(positions), len(capture.layers)
 
     def flat(tensor, dtype):  # [L, N] -> [L * n]
         return tensor[:, rows].reshape(-1).numpy().astype(dtype)
 
-    columns = {"seq_id": _seq(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
+    columns = {"seq_id": seq_column(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
     for column in TABLES["deltanet"][3:]:
         columns[column.name] = flat(getattr(capture, column.name), column.type.to_pandas_dtype())
+    return pa.table(columns, schema=table_schema("deltanet"))
+
+
+def batch_deltanet_table(sequences: list[tuple[str, slice]], capture: DeltaNetCapture) -> pa.Table:
+    """`deltanet_table` of several sequences of one capture (the rows of a right-padded batch) at once: one gather
+    per column instead of a table per sequence; equal to their concatenation in the given order."""
+    L, total = len(capture.layers), capture.positions.shape[0]
+    lengths = np.array([rows.stop - rows.start for _, rows in sequences], dtype=np.int64)
+    # row r of the table reads flat index layer * total + token of the [L * total] flattened capture
+    index = np.concatenate([(np.arange(L)[:, None] * total + np.arange(rows.start, rows.stop)).reshape(-1)
+                            for _, rows in sequences])
+    token = torch.from_numpy(index % total)
+    gather = torch.from_numpy(index)
+    which = np.repeat(np.arange(len(sequences)), lengths * L)
+    columns = {
+        "seq_id": pa.array([seq_id for seq_id, _ in sequences], type=pa.string()).take(pa.array(which)),
+        "position": capture.positions[token].numpy().astype(np.int32),
+        "layer": np.concatenate([_layer_major(capture, n) for n in lengths]),
+    }
+    for column in TABLES["deltanet"][3:]:
+        values = getattr(capture, column.name).reshape(-1)[gather]
+        columns[column.name] = values.numpy().astype(column.type.to_pandas_dtype())
     return pa.table(columns, schema=table_schema("deltanet"))
 
 
@@ -68,7 +88,7 @@ def deltanet_heads_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> 
     positions = capture.positions[selected].numpy().astype(np.int32)
     n, L = len(positions), len(capture.layers)
     schema = table_schema("deltanet_heads")
-    columns = {"seq_id": _seq(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
+    columns = {"seq_id": seq_column(seq_id, L * n), "position": np.tile(positions, L), "layer": _layer_major(capture, n)}
     for name in ("state_norm", "log_decay", "beta", "half_life"):
         values = getattr(capture, f"head_{name}")[:, keep]  # [L, n, H]
         arrow_type = schema.field(name).type
@@ -93,7 +113,7 @@ def deltanet_head_summary_table(seq_id: str, capture: DeltaNetCapture, rows: sli
     half_life = decay.half_life(log_decay_mean)
     return pa.table(
         {
-            "seq_id": _seq(seq_id, L * H),
+            "seq_id": seq_column(seq_id, L * H),
             "layer": _layer_major(capture, H),
             "head": np.tile(np.arange(H, dtype=np.int16), L),
             "tokens": np.full(L * H, tokens, dtype=np.int32),
@@ -124,7 +144,7 @@ def state_recall_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa
     schema = table_schema("state_recall")
     return pa.table(
         {
-            "seq_id": _seq(seq_id, len(layer_i)),
+            "seq_id": seq_column(seq_id, len(layer_i)),
             "layer": np.asarray(capture.layers, dtype=np.int16)[layer_i],
             "pair": pair_i.astype(np.int16),
             "key_pos": pairs[pair_i, 0].astype(np.int32),
@@ -155,7 +175,7 @@ def state_snapshots_table(seq_id: str, capture: DeltaNetCapture, rows: slice) ->
     L, Q, H = eff_rank.shape
     return pa.table(
         {
-            "seq_id": _seq(seq_id, L * Q * H),
+            "seq_id": seq_column(seq_id, L * Q * H),
             "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), Q * H),
             "position": np.tile(np.repeat(positions, H), L),
             "head": np.tile(np.arange(H, dtype=np.int16), L * Q),
@@ -185,7 +205,7 @@ def deltanet_contribution_table(seq_id: str, capture: DeltaNetCapture, rows: sli
 
     return pa.table(
         {
-            "seq_id": _seq(seq_id, L * R * H),
+            "seq_id": seq_column(seq_id, L * R * H),
             "position": np.tile(np.repeat(capture.contribution_positions.numpy().astype(np.int32), H), L),
             "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), R * H),
             "head": np.tile(np.arange(H, dtype=np.int16), L * R),
@@ -199,13 +219,22 @@ def deltanet_contribution_table(seq_id: str, capture: DeltaNetCapture, rows: sli
     )
 
 
+PER_SEQUENCE = (("deltanet_heads", deltanet_heads_table), ("deltanet_head_summary", deltanet_head_summary_table),
+                ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table),
+                ("deltanet_contribution", deltanet_contribution_table))  # tables with few rows per sequence
+
+
 def deltanet_tables(seq_id: str, capture: DeltaNetCapture, rows: slice) -> dict[str, pa.Table]:
     """Every DeltaNet table that has rows for this sequence (`deltanet` always)."""
-    tables = {"deltanet": deltanet_table(seq_id, capture, rows)}
-    for name, build in (("deltanet_heads", deltanet_heads_table), ("deltanet_head_summary", deltanet_head_summary_table),
-                        ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table),
-                        ("deltanet_contribution", deltanet_contribution_table)):
-        table = build(seq_id, capture, rows)
-        if table is not None:
-            tables[name] = table
+    return batch_deltanet_tables([(seq_id, rows)], capture)
+
+
+def batch_deltanet_tables(sequences: list[tuple[str, slice]], capture: DeltaNetCapture) -> dict[str, pa.Table]:
+    """`deltanet_tables` of several sequences of one capture, each table's rows in sequence order: the per-token
+    `deltanet` table by one gather per column, the small per-sequence tables one sequence at a time."""
+    tables = {"deltanet": batch_deltanet_table(sequences, capture)}
+    for name, build in PER_SEQUENCE:
+        parts = [t for t in (build(seq_id, capture, rows) for seq_id, rows in sequences) if t is not None]
+        if parts:
+            tables[name] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     return tables

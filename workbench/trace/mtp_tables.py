@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from .schema import table_schema
+from .tables import seq_column
 
 if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
     from ..capture.records import MTPCapture
@@ -19,7 +20,7 @@ def mtp_table(seq_id: str, capture: MTPCapture, row: int, num_tokens: int) -> pa
     correct = capture.draft_correct[row, :n].numpy()
     return pa.table(
         {
-            "seq_id": pa.array([seq_id] * n, type=pa.string()),
+            "seq_id": seq_column(seq_id, n),
             "position": np.arange(n, dtype=np.int32),
             "draft_token_id": capture.draft[row, :n].numpy().astype(np.int32),
             "trunk_token_id": capture.trunk_next[row, :n].numpy().astype(np.int32),

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from .schema import table_schema
+from .tables import seq_column
 
 if TYPE_CHECKING:
     from ..capture.records import ExpertSaliencyCapture
@@ -21,7 +22,7 @@ def saliency_tables(seq_id: str, record: ExpertSaliencyCapture) -> dict[str, pa.
     chosen = count[layer_idx, expert].astype(np.float64)
     layers = np.asarray(record.layers, dtype=np.int16)
     tables = {"expert_saliency": pa.table({
-        "seq_id": pa.array([seq_id] * len(expert), type=pa.string()),
+        "seq_id": seq_column(seq_id, len(expert)),
         "layer": layers[layer_idx],
         "expert": expert.astype(np.int16),
         "count": count[layer_idx, expert].astype(np.int32),
@@ -34,7 +35,7 @@ def saliency_tables(seq_id: str, record: ExpertSaliencyCapture) -> dict[str, pa.
     if has.any():
         n = tokens[has].astype(np.float64)
         tables["shared_expert_share"] = pa.table({
-            "seq_id": pa.array([seq_id] * int(has.sum()), type=pa.string()),
+            "seq_id": seq_column(seq_id, int(has.sum())),
             "layer": layers[has],
             "tokens": tokens[has].astype(np.int32),
             "share_mean": (record.share_sum.numpy()[has] / n).astype(np.float32),

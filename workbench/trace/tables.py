@@ -15,6 +15,11 @@ if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads t
     from ..capture.records import RoutingCapture
 
 
+def seq_column(seq_id: str, n: int) -> pa.Array:
+    """A string column of `n` copies of `seq_id` (built in Arrow: no Python list of n strings)."""
+    return pa.repeat(pa.scalar(seq_id, pa.string()), n)
+
+
 def _list_column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     """[rows, k] numpy -> list<...> column with k entries per row."""
     rows, width = values.shape

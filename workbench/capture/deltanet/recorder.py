@@ -56,7 +56,7 @@ from ...ops.state_norms import chunked_state_stats, gate_stats, state_norms_from
 from ...ops.state_norms import fla_states
 from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
 from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
-from ...trace.deltanet_tables import deltanet_tables
+from ...trace.deltanet_tables import batch_deltanet_tables, deltanet_tables
 from ..records import DeltaNetCapture
 from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, remove_all
 from ..settings import CaptureSettings
@@ -186,6 +186,10 @@ class DeltaNetRecorder:
 
     def tables(self, record: DeltaNetCapture, sequence: SequenceInfo) -> dict:
         return deltanet_tables(sequence.seq_id, record, sequence.rows)
+
+    def batch_tables(self, record: DeltaNetCapture, sequences: list[SequenceInfo]) -> dict:
+        """The tables of every row of a batch at once (the per-token table by one gather per column)."""
+        return batch_deltanet_tables([(s.seq_id, s.rows) for s in sequences], record)
 
     # --- observation -------------------------------------------------------------------------------
     def set_recall_pairs(self, pairs) -> None:
