@@ -16,7 +16,7 @@ import torch
 
 from ..ops import decay
 from .schema import TABLES, table_schema
-from .tables import _list_column, seq_column
+from .tables import _list_column, repeated_strings, seq_column
 
 if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
     from ..capture.records import DeltaNetCapture
@@ -67,9 +67,8 @@ def batch_deltanet_table(sequences: list[tuple[str, slice]], capture: DeltaNetCa
                             for _, rows in sequences])
     token = torch.from_numpy(index % total)
     gather = torch.from_numpy(index)
-    which = np.repeat(np.arange(len(sequences)), lengths * L)
     columns = {
-        "seq_id": pa.array([seq_id for seq_id, _ in sequences], type=pa.string()).take(pa.array(which)),
+        "seq_id": repeated_strings([seq_id for seq_id, _ in sequences], lengths * L),
         "position": capture.positions[token].numpy().astype(np.int32),
         "layer": np.concatenate([_layer_major(capture, n) for n in lengths]),
     }
