@@ -19,6 +19,11 @@ import torch
 from . import triton_support
 
 KERNEL = "router_stats_kernel"  # workbench/ops/router_stats_kernel.py: the same summaries in one pass, on the GPU
+MAX_KERNEL_EXPERTS = 4096  # one program holds 16 rows x E logits in registers; wider routers keep the PyTorch ops
+
+
+def _fused_here(router_logits: torch.Tensor) -> bool:
+    return router_logits.shape[-1] <= MAX_KERNEL_EXPERTS and triton_support.runs_on(router_logits.device, KERNEL)
 
 
 def _summaries(log_probs: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -46,7 +51,7 @@ def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> d
       topk_margin     p_(k) - p_(k+1): smallest chosen p minus the largest one left out
                       (>= 0 for a softmax top-k router; 0 when k == E: nothing is left out).
     """
-    if triton_support.runs_on(router_logits.device, KERNEL):
+    if _fused_here(router_logits):
         return fused_router_stats(router_logits, topk_ids, sigmoid=False)
     return _summaries(torch.log_softmax(router_logits, dim=-1, dtype=torch.float32), topk_ids)
 
@@ -54,7 +59,7 @@ def router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> d
 def sigmoid_router_token_stats(router_logits: torch.Tensor, topk_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """The same summaries for a sigmoid router, with p = sigmoid(logits) / sum over experts (see module docstring).
     router_logits [N, E], topk_ids [N, k]; returns fp32 [N] tensors (margin may be negative)."""
-    if triton_support.runs_on(router_logits.device, KERNEL):
+    if _fused_here(router_logits):
         return fused_router_stats(router_logits, topk_ids, sigmoid=True)
     log_scores = torch.nn.functional.logsigmoid(router_logits.float())  # [N, E] log s
     return _summaries(log_scores - torch.logsumexp(log_scores, dim=-1, keepdim=True), topk_ids)
