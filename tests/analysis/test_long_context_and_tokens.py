@@ -48,3 +48,11 @@ def test_info_reports_sizes_per_run(db, hand_trace):
     assert a.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["a"]) / 5)
     text = trace_summary(db.trace)
     assert f"- run {runs['b']}" in text and "B/token" in text
+
+
+def test_summary_names_the_layer_kinds_a_model_has():
+    from workbench.analysis.summary import _kind_counts
+
+    assert _kind_counts(["linear_attention"] * 3 + ["full_attention"]) == "3 DeltaNet, 1 attention"
+    assert _kind_counts(["full_attention"] * 24) == "24 attention"  # a plain MoE model: no "0 DeltaNet"
+    assert _kind_counts([]) == "no layer kinds recorded"

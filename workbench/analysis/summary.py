@@ -34,6 +34,16 @@ def _run(run_id: str):
     return ds.field("run_id") == run_id
 
 
+KIND_NAMES = {"linear_attention": "DeltaNet", "full_attention": "attention"}
+
+
+def _kind_counts(kinds: list[str]) -> str:
+    """'36 DeltaNet, 12 attention' (the kinds a model has, in order of first appearance; a plain MoE model's
+    line names attention only)."""
+    counts = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+    return ", ".join(f"{n} {KIND_NAMES.get(kind, kind)}" for kind, n in counts.items()) or "no layer kinds recorded"
+
+
 def trace_summary(trace: Trace) -> str:
     manifests = trace.manifests()
     lines = [f"trace {trace.root}  (schema {trace.schema_version}, {len(manifests)} runs)"]
@@ -46,8 +56,7 @@ def trace_summary(trace: Trace) -> str:
         lines.append(
             f"- run {m['run_id']}: model {model['source']} ({model['architecture']}, config {model['config_hash']}), "
             f"{len(m['prompts'])} sequences, {m['num_tokens']} tokens, {len(kinds)} layers "
-            f"({len(m.get('moe_layers', []))} MoE; {kinds.count('linear_attention')} DeltaNet, "
-            f"{kinds.count('full_attention')} attention), capture {m.get('capture', {})}"
+            f"({len(m.get('moe_layers', []))} MoE; {_kind_counts(kinds)}), capture {m.get('capture', {})}"
         )
         run = sizes[sizes.run_id == m["run_id"]]
         for row in run.itertuples():
