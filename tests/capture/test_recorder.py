@@ -75,3 +75,21 @@ def test_duplicate_kind_and_missing_recorder_are_refused(tiny_next):
     with capture(tiny_next, CaptureSettings(routing=False)) as run:
         with pytest.raises(ValueError, match="deltanet capture is off"):
             run.recorder("deltanet")
+
+
+def test_removed_on_error_unhooks_what_attach_registered_before_it_failed():
+    """A recorder's attach that fails half-way leaves no hook on the model; one that succeeds keeps them all."""
+    from workbench.capture.recorder import removed_on_error
+
+    layers = torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(3)])
+    handles = []
+    with pytest.raises(RuntimeError, match="third layer"):
+        with removed_on_error(handles):
+            for i, layer in enumerate(layers):
+                if i == 2:
+                    raise RuntimeError("no router on the third layer")
+                handles.append(layer.register_forward_hook(lambda *a: None))
+    assert handles == [] and all(not layer._forward_hooks for layer in layers)
+    with removed_on_error(handles):
+        handles += [layer.register_forward_hook(lambda *a: None) for layer in layers]
+    assert len(handles) == 3 and all(len(layer._forward_hooks) == 1 for layer in layers)

@@ -31,7 +31,7 @@ from ..ops.attention_stats import AttentionStats, Span
 from ..trace.attention_tables import attention_tables
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
 from .records import AttentionCapture
-from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, remove_all
+from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, removed_on_error
 from .transfer import stack_layers, to_host
 
 GATE_LOW = 0.1  # a gate entry below this counts as (nearly) closed
@@ -99,7 +99,7 @@ class AttentionRecorder:
                 "call model.set_attn_implementation('sdpa') first"
             )
         handles = []
-        try:
+        with removed_on_error(handles):
             for layer, module in modules.items():
                 ACTIVE[id(module)] = self.attention_callback(layer)
                 handles.append(CallbackHandle(lambda key=id(module): ACTIVE.pop(key, None)))
@@ -114,9 +114,6 @@ class AttentionRecorder:
                     f"{type(model).__name__} did not accept attention implementation {recall_name(original)!r} "
                     f"(it runs {model.config._attn_implementation!r}): it does not use transformers' AttentionInterface"
                 )
-        except BaseException:
-            remove_all(handles)
-            raise
         return handles
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:

@@ -21,7 +21,7 @@ import torch
 
 from ..trace.mtp_tables import mtp_table
 from .records import MTPCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
+from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
 from .routing import RoutingRecorder
 from .transfer import to_host
 
@@ -61,15 +61,12 @@ class MTPRecorder:
         self.model = model
         self.mtp_layer = model.get_decoder().config.num_hidden_layers
         handles = []
-        try:
+        with removed_on_error(handles):
             handles.append(model.get_input_embeddings().register_forward_pre_hook(self._ids_hook))
             handles.append(model.get_decoder().norm.register_forward_hook(self._final_norm_hook))
             handles.append(model.get_output_embeddings().register_forward_hook(self._logits_hook))
             if adapter.router is not None:
                 handles += self.routing.attach_layer(self.head.layers[0], self.mtp_layer, adapter)
-        except BaseException:
-            remove_all(handles)
-            raise
         return handles
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:

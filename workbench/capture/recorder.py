@@ -18,6 +18,7 @@ A new capture kind is one recorder class, decorated with `@recorder_kind`, plus 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -90,6 +91,17 @@ def remove_all(handles: list) -> None:
     """Remove handles newest first (a patch of a patch unwinds in order) and empty the list."""
     while handles:
         handles.pop().remove()
+
+
+@contextmanager
+def removed_on_error(handles: list):
+    """For a recorder's attach: hooks registered into `handles` inside the block are all removed (newest first) if
+    the block raises, and the error goes on; a model is never left half-hooked."""
+    try:
+        yield handles
+    except BaseException:
+        remove_all(handles)
+        raise
 
 
 class CallbackHandle:

@@ -13,7 +13,7 @@ import torch
 from ..ops.router_stats import ROUTER_STATS
 from ..trace.tables import batch_routing_tables, routing_tables
 from .records import RoutingCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
+from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
 from .transfer import stack_layers, to_host
 
 
@@ -45,14 +45,11 @@ class RoutingRecorder:
             raise CaptureError(f"{adapter.name}: no router found at '{adapter.layers}.*.{adapter.router.path}'")
         self.token_stats = ROUTER_STATS[adapter.router.scoring]
         handles = []
-        try:
+        with removed_on_error(handles):
             for index, router in routers.items():
                 handles.append(router.register_forward_hook(self.router_hook(index)))
             for index, gate in adapter.shared_expert_gates(model).items():
                 handles.append(gate.register_forward_hook(self.shared_gate_hook(index)))
-        except BaseException:
-            remove_all(handles)
-            raise
         return handles
 
     def attach_layer(self, layer: torch.nn.Module, index: int, adapter) -> list:

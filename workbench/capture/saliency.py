@@ -35,7 +35,7 @@ import torch
 from ..trace.saliency_tables import saliency_tables
 from .expert_tap import DownProjTap, tap_unavailable
 from .records import ExpertSaliencyCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, remove_all
+from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
 from .transfer import to_host
 
 SALIENCY_PATHS = ("auto", "tap", "grouped", "loop")
@@ -97,7 +97,7 @@ class ExpertSaliencyRecorder:
                                f"'{adapter.layers}.*.{adapter.router.experts if adapter.router else 'mlp.experts'}'")
         self.layer_paths = {index: self.resolve(index, module) for index, module in experts.items()}
         handles = []
-        try:
+        with removed_on_error(handles):
             if "tap" in self.layer_paths.values():
                 handles.append(self._tap.patch())
             for index, module in experts.items():
@@ -108,9 +108,6 @@ class ExpertSaliencyRecorder:
             for index in set(shared) & set(gates):
                 handles.append(shared[index].register_forward_hook(self.pending_hook(index, "shared")))
                 handles.append(gates[index].register_forward_hook(self.pending_hook(index, "gate_logit")))
-        except BaseException:
-            remove_all(handles)
-            raise
         return handles
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:

@@ -47,9 +47,5 @@ def _packed_copy(fields: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     packed = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
     buffer = torch.empty(packed.numel(), dtype=torch.uint8, pin_memory=packed.device.type == "cuda")
     buffer.copy_(packed, non_blocking=True)
-    return {name: buffer[start:start + _nbytes(dtype, shape)].view(dtype).reshape(shape)
+    return {name: buffer[start:start + shape.numel() * dtype.itemsize].view(dtype).reshape(shape)
             for name, (start, dtype, shape) in layout.items()}
-
-
-def _nbytes(dtype: torch.dtype, shape: torch.Size) -> int:
-    return shape.numel() * torch.empty(0, dtype=dtype).element_size()

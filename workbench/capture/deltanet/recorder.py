@@ -58,7 +58,7 @@ from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
 from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
 from ...trace.deltanet_tables import batch_deltanet_tables, deltanet_tables
 from ..records import DeltaNetCapture
-from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, remove_all
+from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, removed_on_error
 from ..settings import CaptureSettings
 from ..transfer import stack_layers, to_host
 from .contribution import ContributionRequest, call_contributions, contribution_request
@@ -145,7 +145,7 @@ class DeltaNetRecorder:
         self.arguments, self.decay = site.arguments, site.decay
         modeling_files = {type(m).__module__: sys.modules[type(m).__module__] for m in modules.values()}
         handles = []
-        try:
+        with removed_on_error(handles):
             for file in modeling_files.values():
                 for name, kind in site.kernels():
                     if not hasattr(file, name):
@@ -157,9 +157,6 @@ class DeltaNetRecorder:
             for index, module in modules.items():
                 handles.append(module.register_forward_pre_hook(self.enter_layer(index)))
                 handles.append(module.register_forward_hook(self.leave_layer))
-        except BaseException:
-            remove_all(handles)
-            raise
         return handles
 
     def begin_sequence(self, sequence: SequenceInfo) -> None:
