@@ -133,7 +133,7 @@ def with_probe_run(tmp_path_factory):
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_copes_with_a_run_without_tokens(with_probe_run, page):
-    at = run_page(with_probe_run, page, run_id=None)  # the newest run: the probe's
+    at = run_page(with_probe_run, page, run_id="20260101T000002Z-dddddddd")  # the newest run: the probe's
     assert not at.exception, [e.value for e in at.exception]
     if page == "long_context":
         assert any("Exact-match accuracy (model)" in title for title in chart_titles(at))
@@ -179,3 +179,17 @@ def test_every_page_renders_a_real_model_trace(tmp_path, next_checkpoint):
         assert not at.exception, (page, [e.value for e in at.exception])
         if page not in ("long_context", "compare"):  # no needle_sweep, one run: their empty states
             assert any(PAGES[page] in title for title in chart_titles(at)), (page, chart_titles(at))
+
+
+def test_sidebar_opens_on_the_newest_of_the_fullest_runs(with_probe_run):
+    """A folder ending with a probe's summary run (no tokens, one table) opens on run A, the run holding every
+    table, not on the newest run; among equally full runs the newest wins."""
+    from workbench.app.state import default_run
+
+    at = run_page(with_probe_run, "routing", run_id=None)
+    assert not at.exception
+    assert at.sidebar.selectbox(key="run_id").value == RUN_A
+    assert chart_titles(at)  # the routing page draws, where the probe run would only show its empty state
+    runs = [{"run_id": "old", "tables": ["tokens", "routing"]}, {"run_id": "new", "tables": ["routing", "tokens"]},
+            {"run_id": "probe", "tables": ["needle_sweep"]}]
+    assert default_run(runs) == "new"

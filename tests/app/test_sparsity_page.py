@@ -78,3 +78,30 @@ def test_page_renders(probe_trace):
     for words in ("Expert saliency per layer", "Shared expert's share", "JS divergence between labels",
                   "INTERVENTION (experts masked)"):
         assert any(words in t for t in titles), titles
+
+
+def test_page_names_runs_holding_the_probe_tables_this_run_lacks(tmp_path):
+    """A run with saliency only, beside the probe run: the page shows its saliency and names the run with the
+    label-divergence and pruning tables."""
+    root = tmp_path / "trace"
+    with TraceWriter(root, run_id=RUN) as writer:
+        writer.add("label_divergence", pa.table({"model": ["trained"], "layer": [0], "label_a": ["x"],
+                                                 "label_b": ["y"], "js_bits": [0.5]}))
+        writer.commit({"model": {"source": "hand", "architecture": "x", "config_hash": "x", "config": {}},
+                       "prompts": [], "num_tokens": 0, "layer_kinds": [], "moe_layers": []})
+    saliency_run = "20260101T000001Z-eeeeeeee"
+    with TraceWriter(root, run_id=saliency_run) as writer:
+        writer.add("expert_saliency", pa.table({
+            "seq_id": ["s0"], "layer": [0], "expert": [1], "count": [3], "gate_mean": [0.5],
+            "output_norm_mean": [2.0], "reap": [1.0]}))
+        writer.commit({"model": {"source": "hand", "architecture": "x", "config_hash": "x", "config": {}},
+                       "prompts": [], "num_tokens": 0, "layer_kinds": ["linear_attention"], "moe_layers": [0]})
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    at.session_state["trace_path"] = str(root)
+    at.run()
+    at.sidebar.selectbox(key="run_id").set_value(saliency_run).run()
+    at.switch_page("app_pages/sparsity.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption]
+    assert any(f"label_divergence: {RUN}" in c for c in captions), captions
+    assert not any("expert_pruning" in c for c in captions)  # no run holds it

@@ -73,8 +73,9 @@ def sidebar() -> None:
         return
     labels = {r: f"{r} · {m['model']['source']} · {m['num_tokens']} tok" for r, m in manifests.items()}
     run_ids = list(manifests)
-    st.sidebar.selectbox("Run", run_ids, index=len(run_ids) - 1, format_func=labels.get, key="run_id")
-    manifest = manifests.get(st.session_state.get("run_id")) or manifests[run_ids[-1]]
+    first = default_run(list(manifests.values()))
+    st.sidebar.selectbox("Run", run_ids, index=run_ids.index(first), format_func=labels.get, key="run_id")
+    manifest = manifests.get(st.session_state.get("run_id")) or manifests[first]
     prompt_labels = sorted({p.get("label") for p in manifest["prompts"] if p.get("label")})
     st.sidebar.selectbox("Prompt label", [ALL, *prompt_labels], key="label")
     kinds = manifest.get("layer_kinds", [])
@@ -86,6 +87,14 @@ def sidebar() -> None:
     longest = _longest_sequence(path, manifest["run_id"])
     st.sidebar.slider("Positions [from, to)", 0, longest, (0, longest), key="positions")
     st.session_state["positions_all"] = (0, longest)
+
+
+def default_run(manifests: list[dict]) -> str:
+    """The run the sidebar opens on: the newest of the runs holding the most tables. A folder whose newest runs are
+    a probe's summaries (no tokens: datasets/nano ends with one) opens on its fullest trace, so every page has
+    something to show; a fresh trace appended to a folder opens on itself."""
+    most = max(len(m.get("tables", [])) for m in manifests)
+    return [m["run_id"] for m in manifests if len(m.get("tables", [])) == most][-1]
 
 
 @st.cache_data(show_spinner=False)

@@ -34,6 +34,12 @@ if "expert_pruning" in tables and db.has("expert_pruning"):
     show(pruning_figure(curves, "accuracy"), "pruning accuracy")
     show(pruning_figure(curves, "loss"), "pruning loss")
     st.dataframe(curves, hide_index=True)
+elsewhere = {table: [m["run_id"] for m in db.trace.manifests() if table in m.get("tables", [])]
+             for table in ("expert_saliency", "label_divergence", "expert_pruning") if table not in tables}
+elsewhere = {table: runs for table, runs in elsewhere.items() if runs}
+if shown and elsewhere:
+    st.caption("Other runs hold more of this page (pick one in the sidebar): "
+               + "; ".join(f"{table}: {', '.join(runs)}" for table, runs in elsewhere.items()))
 if not shown:
     empty_state("expert_saliency", "trace with `--expert-saliency`, or run probes/routing_specialization.py or "
                 "probes/expert_pruning.py (tables label_divergence, expert_pruning).", db)
