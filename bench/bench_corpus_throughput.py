@@ -10,7 +10,8 @@ Targets (issue 14, H200): traced >= 0.9x plain for routing, >= 0.6x with routing
     .venv/bin/python bench/bench_corpus_throughput.py --model nano --prompts 8 --tokens 256 --batch-tokens 1024
 First one plain pass over the whole corpus warms every batch shape (fla's Triton kernels autotune per shape: a
 shape first met inside a timed pass cost the 2026-12-01 nano rows a 3.7x slower "plain" in one mode), then per mode
-a traced warm-up on the first batch, then plain and traced alternate --reps times; medians printed.
+a traced warm-up on the first batch, then plain and traced alternate --reps times; medians printed (and every
+repetition's rate: the plain rate of the nano, a CPU-bound loop, moves between runs on a shared host).
 The corpus is random vocabulary words (nano: word-level tokenizer) or random bytes (slice: byte tokenizer), cut to
 exactly --tokens tokens per prompt (--max-tokens), so every prompt has the same length as in the issue's corpus.
 """
@@ -31,7 +32,7 @@ import torch
 
 from workbench.capture import CaptureSettings
 from workbench.prompts import Prompt
-from workbench.tracing import batches, trace_prompts
+from workbench.tracing import batches, padded_ids, trace_prompts
 
 MODES = {"routing": CaptureSettings(),
          "routing+deltanet+attention": CaptureSettings(deltanet=True, attention=True)}
@@ -71,16 +72,12 @@ def sync(device: str) -> None:
 
 @torch.inference_mode()
 def plain_pass(loaded, prompts, args) -> int:
-    """Tokenise, pad and forward the batches tracing would run (tracing.batches: the same windows and plan);
-    returns the real tokens."""
+    """Tokenise, pad and forward the batches tracing would run (tracing.batches and padded_ids: the same windows,
+    plan and input ids), on one thread; returns the real tokens."""
     device = next(loaded.model.parameters()).device
     tokens = 0
     for rows in batches(loaded.tokenizer, prompts, args.tokens, args.batch_tokens):
-        width = max(len(e.token_ids) for e in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, e in enumerate(rows):
-            ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
-        loaded.model(input_ids=ids.to(device), use_cache=False)
+        loaded.model(input_ids=padded_ids(rows, 0).to(device), use_cache=False)
         tokens += sum(len(e.token_ids) for e in rows)
     sync(args.device)
     return tokens
@@ -117,7 +114,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_corpus_arguments(parser, prompts=300)
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for the whole bench (seconds; Python's default is 0.005)")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
 
     loaded = load(args)
     prompts = corpus(loaded.tokenizer, args.prompts, args.tokens)
@@ -142,7 +143,9 @@ def main() -> None:
                    "prompts": args.prompts, "tokens_per_prompt": args.tokens, "batch_tokens": args.batch_tokens,
                    "tokens": tokens, "plain_s": round(plain, 3), "traced_s": round(traced, 3),
                    "plain_tok_s": round(tokens / plain), "traced_tok_s": round(tokens / traced),
-                   "ratio": round(plain / traced, 3)}
+                   "ratio": round(plain / traced, 3),
+                   "plain_tok_s_each": [round(tokens / t) for t in plain_s],
+                   "traced_tok_s_each": [round(tokens / t) for t in traced_s]}
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:

@@ -34,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -114,11 +115,12 @@ def _tokenizer_facts(tokenizer) -> dict:
 
 @dataclass
 class Encoded:
-    """One prompt ready to run: token ids (truncated), spans in tokens, and its manifest record."""
+    """One prompt ready to run: token ids (truncated; `token_ids` an int64 numpy array, so a batch is built by
+    array copies, not from Python lists), spans in tokens, and its manifest record."""
 
     index: int
     prompt: Prompt
-    token_ids: list[int]
+    token_ids: np.ndarray
     spans: list
 
     def sequence(self, row: int = 0, padded_tokens: int | None = None) -> SequenceInfo:
@@ -129,18 +131,26 @@ class Encoded:
         return {"id": p.id, "label": p.label, "num_tokens": len(self.token_ids), "text": p.text, **p.extra}
 
 
+def padded_ids(rows: list[Encoded], pad: int) -> torch.Tensor:
+    """[rows, longest] input ids of a batch, each row's tokens first and `pad` after them (right padding)."""
+    ids = np.full((len(rows), max(len(e.token_ids) for e in rows)), pad, dtype=np.int64)
+    for b, e in enumerate(rows):
+        ids[b, : len(e.token_ids)] = e.token_ids
+    return torch.from_numpy(ids)
+
+
 def encode_prompt(tokenizer, index: int, prompt: Prompt, max_tokens: int | None) -> Encoded:
     """One prompt's token ids (truncated) and spans; an empty prompt or a bad span raises naming the prompt."""
     token_ids = encode(tokenizer, prompt.text)
     if max_tokens is not None:
         token_ids = token_ids[:max_tokens]
-    if not token_ids:
+    if len(token_ids) == 0:
         raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
     try:
         spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
     except SpanError as error:
         raise SpanError(f"prompt {prompt.id!r}: {error}") from None
-    return Encoded(index, prompt, token_ids, spans)
+    return Encoded(index, prompt, np.asarray(token_ids, dtype=np.int64), spans)
 
 
 WINDOW_BATCHES = 4  # batches' worth of tokens tokenised and sorted by length together
@@ -318,14 +328,12 @@ def trace_prompts(
         vocab = token_strings(tokenizer)  # before the tokenising thread starts: one user of the tokenizer at a time
         plan = batches(tokenizer, prompts, max_tokens, batch_tokens, alone=lambda e: not run.batchable(e.sequence()),
                        skip=frozenset(skipped))
-        with closing(prefetched(plan, WINDOW_BATCHES)) as plan, \
+        with_ids = ((rows, padded_ids(rows, pad)) for rows in plan)  # built on the tokenising thread too
+        with closing(prefetched(with_ids, WINDOW_BATCHES)) as plan, \
                 TableBuilder(writer, run, base, part_tokens, vocab) as builder:
-            while (rows := _next_batch(plan, builder, writer)) is not None:
-                width = max(len(e.token_ids) for e in rows)
-                sequences = [e.sequence(b, width) for b, e in enumerate(rows)]
-                ids = torch.full((len(rows), width), pad, dtype=torch.long)
-                for b, e in enumerate(rows):
-                    ids[b, : len(e.token_ids)] = torch.tensor(e.token_ids)
+            while (batch := _next_batch(plan, builder, writer)) is not None:
+                rows, ids = batch
+                sequences = [e.sequence(b, ids.shape[1]) for b, e in enumerate(rows)]
                 run.begin_batch(sequences)
                 model(input_ids=ids.to(device), use_cache=False)  # no attention mask: causal, padding on the right
                 builder.submit(rows, sequences, run.collect())
@@ -422,8 +430,9 @@ class TableBuilder:
         self.pending = []
 
 
-def _next_batch(plan: Iterator[list[Encoded]], builder: TableBuilder, writer: TraceWriter) -> list[Encoded] | None:
-    """The next batch, or None at the end. A prompt that cannot be tokenised (reached as the run goes) stops the run
+def _next_batch(plan: Iterator[tuple[list[Encoded], torch.Tensor]], builder: TableBuilder,
+                writer: TraceWriter) -> tuple[list[Encoded], torch.Tensor] | None:
+    """The next batch (its prompts and padded input ids), or None at the end. A prompt that cannot be tokenised (reached as the run goes) stops the run
     after committing every batch that ran, so `--resume` continues once the prompt is fixed."""
     try:
         return next(plan)

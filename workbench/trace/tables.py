@@ -35,12 +35,12 @@ def _list_column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, flat, type=arrow_type)
 
 
-def tokens_table(seq_ids: list[str], token_ids: list[list[int]], labels: list[str | None], vocab: pa.Array) -> pa.Table:
+def tokens_table(seq_ids: list[str], token_ids: list, labels: list[str | None], vocab: pa.Array) -> pa.Table:
     """The tokens rows of one or more sequences, concatenated in order (seq_id, position, token_id, token, label);
     `vocab` holds the token string of every id (tracing.token_strings: the tokenizer's convert_ids_to_tokens of
     0..len-1), so the token strings are one `take`, not a Python lookup per token."""
     lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
-    ids = np.concatenate([np.asarray(ids, dtype=np.int32) for ids in token_ids])
+    ids = np.concatenate([np.asarray(ids) for ids in token_ids]).astype(np.int32)  # arrays (tracing) or lists
     return pa.table(
         {
             "seq_id": repeated_strings(seq_ids, lengths),
