@@ -28,7 +28,7 @@ import torch
 
 from ..adapters import FULL_ATTENTION, Adapter
 from ..ops.attention_stats import AttentionStats, Span
-from ..trace.attention_tables import attention_tables
+from ..trace.attention_tables import attention_tables, batch_attention_tables, batch_row
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
 from .records import AttentionCapture
 from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, removed_on_error
@@ -133,6 +133,11 @@ class AttentionRecorder:
             return attention_tables(sequence.seq_id, record[sequence.row])
         return attention_tables(sequence.seq_id, record)
 
+    def batch_tables(self, record, sequences: list[SequenceInfo]) -> dict:
+        """The tables of every row of a batch at once (alike rows stacked), equal to `tables` of each row."""
+        rows = record if isinstance(record, list) else [batch_row(record, 0)]  # batch 1: the sequence is row 0
+        return batch_attention_tables([s.seq_id for s in sequences], [rows[s.row] for s in sequences])
+
     def set_sequence(self, spans: Sequence[Span] = (), query_positions: Sequence[int] = ()) -> None:
         """What the next forward calls analyse: spans (name, start token, end token) whose attention mass is
         measured, and positions analysed besides the stride rows and each call's last token."""
@@ -226,7 +231,7 @@ class AttentionRecorder:
             self._stats = {layer: [self._row_stats[layer][0][g][2]] for layer in layers}
             self._gate = {layer: [(m[b0:b1, :n], low[b0:b1, :n]) for m, low in calls] for layer, calls in gates.items()}
             group = self._collect_calls()
-            captures.extend(_batch_row(group, i) for i in range(b1 - b0))
+            captures.extend(batch_row(group, i) for i in range(b1 - b0))
         self._gate = gates
         self._row_stats.clear()
         self._gate.clear()
@@ -243,19 +248,6 @@ def row_groups(batch_rows: list[tuple]) -> list[tuple[int, int]]:
         else:
             groups.append([b, b + 1])
     return [tuple(g) for g in groups]
-
-
-def _batch_row(capture: AttentionCapture, i: int) -> AttentionCapture:
-    """Batch row i of a capture (every [L, B, ...] field cut to B = 1)."""
-    def cut(t):
-        return None if t is None else t[:, i:i + 1]
-
-    return AttentionCapture(layers=capture.layers, query_positions=capture.query_positions,
-                            span_mass={n: cut(m) for n, m in capture.span_mass.items()},
-                            topk_pos=cut(capture.topk_pos), topk_weight=cut(capture.topk_weight),
-                            entropy=cut(capture.entropy), sink_mass=cut(capture.sink_mass),
-                            mean_distance=cut(capture.mean_distance), gate_mean=cut(capture.gate_mean),
-                            gate_low_fraction=cut(capture.gate_low_fraction))
 
 
 def _restore_implementation(model: torch.nn.Module, original: str) -> None:

@@ -1,16 +1,18 @@
-"""Attention-recall captures -> Arrow tables `spans`, `attention`, `attention_gate`, `retrieval` (one sequence at a
-time; column meanings in schema.py)."""
+"""Attention-recall captures -> Arrow tables `spans`, `attention`, `attention_gate`, `retrieval` (one sequence, or
+the rows of a batch at once; column meanings in schema.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from ..spans import TokenSpan
 from .schema import table_schema
-from .tables import _list_column, seq_column
+from .tables import _list_column, repeated_strings, seq_column
 
 if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
     from ..capture.records import AttentionCapture
@@ -42,27 +44,80 @@ def _span_mass_column(span_mass: dict[str, np.ndarray], rows: int) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, entries)
 
 
-def attention_tables(seq_id: str, capture: AttentionCapture, batch: int = 0,
-                     positions: slice | None = None) -> dict[str, pa.Table]:
-    """Batch row `batch` of an AttentionCapture: {"attention": rows ordered (layer, position, head),
-    "attention_gate": rows ordered (layer, position)} (no gate table when the model has no output gate).
-    `positions` picks the token range [start, stop) of this sequence among the capture's gate tokens."""
-    num_layers = len(capture.layers)
-    _, _, num_rows, num_heads = capture.entropy.shape
-    n = num_layers * num_rows * num_heads
-    layer = np.repeat(np.asarray(capture.layers, dtype=np.int16), num_rows * num_heads)
-    position = np.tile(np.repeat(capture.query_positions.numpy().astype(np.int32), num_heads), num_layers)
-    head = np.tile(np.arange(num_heads, dtype=np.int16), num_layers * num_rows)
+def attention_tables(seq_id: str, capture: AttentionCapture) -> dict[str, pa.Table]:
+    """Batch row 0 of an AttentionCapture (one sequence): {"attention": rows ordered (layer, position, head),
+    "attention_gate": rows ordered (layer, position)} (no gate table when the model has no output gate)."""
+    return batch_attention_tables([seq_id], [batch_row(capture, 0)])
 
-    def flat(tensor):  # [L, B, Q, H, ...] -> [L * Q * H, ...] numpy of this batch row
-        part = tensor[:, batch]
-        return part.reshape(n, *part.shape[3:]).numpy()
+
+def batch_attention_tables(seq_ids: list[str], captures: list[AttentionCapture]) -> dict[str, pa.Table]:
+    """The tables of several sequences, one AttentionCapture each (B = 1; the rows of a right-padded batch), equal
+    to `attention_tables` of each concatenated in order: runs of captures with the same layers, query rows, spans
+    and gate tokens (a batch of equal-length prompts is one run) are stacked and built at once."""
+    parts: dict[str, list[pa.Table]] = {}
+    start = 0
+    while start < len(captures):
+        stop = start + 1
+        while stop < len(captures) and _alike(captures[start], captures[stop]):
+            stop += 1
+        for name, table in _stacked_tables(seq_ids[start:stop], _stack(captures[start:stop])).items():
+            parts.setdefault(name, []).append(table)
+        start = stop
+    return {name: tables[0] if len(tables) == 1 else pa.concat_tables(tables) for name, tables in parts.items()}
+
+
+def batch_row(capture: AttentionCapture, b: int) -> AttentionCapture:
+    """Batch row b of a capture (every [L, B, ...] field cut to B = 1; views, no copy)."""
+    def cut(t):
+        return None if t is None else t[:, b:b + 1]
+
+    return replace(capture, span_mass={n: cut(m) for n, m in capture.span_mass.items()},
+                   topk_pos=cut(capture.topk_pos), topk_weight=cut(capture.topk_weight), entropy=cut(capture.entropy),
+                   sink_mass=cut(capture.sink_mass), mean_distance=cut(capture.mean_distance),
+                   gate_mean=cut(capture.gate_mean), gate_low_fraction=cut(capture.gate_low_fraction))
+
+
+def _alike(a: AttentionCapture, b: AttentionCapture) -> bool:
+    """Whether two one-sequence captures stack into one [L, 2, ...] capture (same rows, spans and gate tokens)."""
+    gate_shape = (lambda c: None if c.gate_mean is None else tuple(c.gate_mean.shape))
+    return (a.layers == b.layers and list(a.span_mass) == list(b.span_mass) and gate_shape(a) == gate_shape(b)
+            and torch.equal(a.query_positions, b.query_positions) and a.entropy.shape == b.entropy.shape)
+
+
+def _stack(captures: list[AttentionCapture]) -> AttentionCapture:
+    """Alike one-sequence captures -> one capture whose batch row b is captures[b]."""
+    if len(captures) == 1:
+        return captures[0]
+
+    def cat(name):
+        values = [getattr(c, name) for c in captures]
+        return None if values[0] is None else torch.cat(values, dim=1)
+
+    return replace(captures[0], span_mass={n: torch.cat([c.span_mass[n] for c in captures], 1)
+                                           for n in captures[0].span_mass},
+                   **{name: cat(name) for name in ("topk_pos", "topk_weight", "entropy", "sink_mass", "mean_distance",
+                                                   "gate_mean", "gate_low_fraction")})
+
+
+def _stacked_tables(seq_ids: list[str], capture: AttentionCapture) -> dict[str, pa.Table]:
+    """Tables of every batch row b of `capture` (sequence seq_ids[b]), rows ordered (sequence, layer, position,
+    head) and (sequence, layer, position)."""
+    num_layers, num_seqs, num_rows, num_heads = capture.entropy.shape
+    per_seq = num_layers * num_rows * num_heads
+    n = num_seqs * per_seq
+    layer = np.tile(np.repeat(np.asarray(capture.layers, dtype=np.int16), num_rows * num_heads), num_seqs)
+    position = np.tile(np.repeat(capture.query_positions.numpy().astype(np.int32), num_heads), num_layers * num_seqs)
+    head = np.tile(np.arange(num_heads, dtype=np.int16), num_layers * num_rows * num_seqs)
+
+    def flat(tensor):  # [L, B, Q, H, ...] -> [B * L * Q * H, ...] numpy, sequence-major
+        part = tensor.transpose(0, 1)
+        return part.reshape(n, *part.shape[4:]).numpy()
 
     schema = table_schema("attention")
     tables = {
         "attention": pa.table(
             {
-                "seq_id": seq_column(seq_id, n),
+                "seq_id": repeated_strings(seq_ids, [per_seq] * num_seqs),
                 "position": position,
                 "layer": layer,
                 "head": head,
@@ -79,21 +134,21 @@ def attention_tables(seq_id: str, capture: AttentionCapture, batch: int = 0,
         )
     }
     if capture.gate_mean is not None:
-        tables["attention_gate"] = gate_table(seq_id, capture, batch, positions)
+        tables["attention_gate"] = gate_table(seq_ids, capture)
     return tables
 
 
-def gate_table(seq_id: str, capture: AttentionCapture, batch: int = 0, positions: slice | None = None) -> pa.Table:
-    positions = positions or slice(0, capture.gate_mean.shape[2])
-    mean = capture.gate_mean[:, batch, positions].numpy()  # [L, T, H]
-    low = capture.gate_low_fraction[:, batch, positions].numpy()
-    num_layers, num_tokens, num_heads = mean.shape
+def gate_table(seq_ids: list[str], capture: AttentionCapture) -> pa.Table:
+    """One row per (sequence = batch row, layer, token) of the capture's gate fields."""
+    mean = capture.gate_mean.transpose(0, 1).numpy()  # [B, L, T, H]
+    low = capture.gate_low_fraction.transpose(0, 1).numpy()
+    num_seqs, num_layers, num_tokens, num_heads = mean.shape
     schema = table_schema("attention_gate")
     return pa.table(
         {
-            "seq_id": seq_column(seq_id, num_layers * num_tokens),
-            "position": np.tile(np.arange(num_tokens, dtype=np.int32), num_layers),
-            "layer": np.repeat(np.asarray(capture.layers, dtype=np.int16), num_tokens),
+            "seq_id": repeated_strings(seq_ids, [num_layers * num_tokens] * num_seqs),
+            "position": np.tile(np.arange(num_tokens, dtype=np.int32), num_layers * num_seqs),
+            "layer": np.tile(np.repeat(np.asarray(capture.layers, dtype=np.int16), num_tokens), num_seqs),
             "gate_mean": mean.mean(-1).reshape(-1).astype(np.float16),
             "gate_low_fraction": low.mean(-1).reshape(-1).astype(np.float16),
             "head_gate_mean": _list_column(mean.reshape(-1, num_heads).astype(np.float16),
