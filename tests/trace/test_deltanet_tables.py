@@ -85,6 +85,8 @@ def expected_recall(loaded, key):
 
 
 def test_per_head_summary_equals_the_mean_of_per_head_rows(tiny_next):
+    from workbench.trace.deltanet_tables import batch_head_summary_table
+
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
         tiny_next(input_ids=torch.randint(0, 200, (2, 30), generator=torch.Generator().manual_seed(0)), use_cache=False)
@@ -94,6 +96,16 @@ def test_per_head_summary_equals_the_mean_of_per_head_rows(tiny_next):
     mean = got.head_state_norm[:, 30:60].mean(1).reshape(-1).numpy()
     np.testing.assert_allclose(summary.state_norm_mean.to_numpy(), mean, rtol=1e-5)
     assert second["deltanet"].column("position").to_pylist()[:3] == [0, 1, 2]
+    # both rows at once (one product over the segments): each sequence's rows against its own per-head rows
+    both = batch_head_summary_table([("a", slice(0, 30)), ("b", slice(30, 60))], got).to_pandas()
+    L, H = len(got.layers), got.head_state_norm.shape[-1]
+    assert both.seq_id.tolist() == ["a"] * (L * H) + ["b"] * (L * H) and both.tokens.tolist() == [30] * (2 * L * H)
+    for seq_id, rows in (("a", slice(0, 30)), ("b", slice(30, 60))):
+        part = both[both.seq_id == seq_id]
+        np.testing.assert_allclose(part.state_norm_mean.to_numpy(), got.head_state_norm[:, rows].mean(1).reshape(-1),
+                                   rtol=1e-5)
+        np.testing.assert_array_equal(part.state_norm_max.to_numpy(), got.head_state_norm[:, rows].amax(1).reshape(-1))
+        np.testing.assert_allclose(part.beta_mean.to_numpy(), got.head_beta[:, rows].mean(1).reshape(-1), rtol=1e-5)
 
 
 def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):

@@ -97,31 +97,41 @@ def deltanet_heads_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> 
 
 
 def deltanet_head_summary_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa.Table | None:
-    """One row per (layer, value head): the sequence's segments (call x batch row) combined."""
+    """One row per (layer, value head): the sequence's segments (call x batch row) combined; None without any."""
+    return batch_head_summary_table([(seq_id, rows)], capture)
+
+
+def batch_head_summary_table(sequences: list[tuple[str, slice]], capture: DeltaNetCapture) -> pa.Table | None:
+    """`deltanet_head_summary_table` of several sequences at once (rows ordered sequence, layer, head): a 0/1
+    membership matrix [sequences, segments] sums each sequence's segments in one product."""
     segments = capture.segments.numpy()
-    keep = (segments[:, 0] >= rows.start) & (segments[:, 1] <= rows.stop)
-    if not keep.any():
+    member = np.stack([(segments[:, 0] >= rows.start) & (segments[:, 1] <= rows.stop) for _, rows in sequences])
+    present = member.any(1)
+    if not present.any():
         return None
-    tokens = int(capture.segment_tokens[keep].sum())
-    L, H = len(capture.layers), capture.segment_state_norm_sum.shape[-1]
+    member, seq_ids = member[present], [seq_id for (seq_id, _), kept in zip(sequences, present) if kept]
+    N, L, H = len(seq_ids), len(capture.layers), capture.segment_state_norm_sum.shape[-1]
+    tokens = member.astype(np.int64) @ capture.segment_tokens.numpy()  # [N]
+    weights = torch.from_numpy(member.astype(np.float64))
 
-    def total(name):  # [L, S, H] -> [L * H] over the kept segments
-        return getattr(capture, f"segment_{name}")[:, keep].sum(1).reshape(-1).double().numpy()
+    def total(name):  # [L, S, H] -> [N * L * H] sums over each sequence's segments, float64
+        return torch.einsum("ns,lsh->nlh", weights, getattr(capture, f"segment_{name}").double()).reshape(-1).numpy()
 
-    log_decay_mean = total("log_decay_sum") / tokens
-    half_life = decay.half_life(log_decay_mean)
+    per_token = np.repeat(tokens, L * H).astype(np.float64)
+    log_decay_mean = total("log_decay_sum") / per_token
+    maxima = capture.segment_state_norm_max[None].masked_fill(~torch.from_numpy(member)[:, None, :, None], -np.inf)
     return pa.table(
         {
-            "seq_id": seq_column(seq_id, L * H),
-            "layer": _layer_major(capture, H),
-            "head": np.tile(np.arange(H, dtype=np.int16), L),
-            "tokens": np.full(L * H, tokens, dtype=np.int32),
-            "state_norm_mean": (total("state_norm_sum") / tokens).astype(np.float32),
-            "state_norm_max": capture.segment_state_norm_max[:, keep].amax(1).reshape(-1).numpy().astype(np.float32),
-            "decay_mean": (total("decay_sum") / tokens).astype(np.float32),
-            "beta_mean": (total("beta_sum") / tokens).astype(np.float32),
+            "seq_id": repeated_strings(seq_ids, [L * H] * N),
+            "layer": np.tile(_layer_major(capture, H), N),
+            "head": np.tile(np.arange(H, dtype=np.int16), L * N),
+            "tokens": np.repeat(tokens, L * H).astype(np.int32),
+            "state_norm_mean": (total("state_norm_sum") / per_token).astype(np.float32),
+            "state_norm_max": maxima.amax(2).reshape(-1).numpy().astype(np.float32),
+            "decay_mean": (total("decay_sum") / per_token).astype(np.float32),
+            "beta_mean": (total("beta_sum") / per_token).astype(np.float32),
             "log_decay_mean": log_decay_mean.astype(np.float32),
-            "half_life": half_life.astype(np.float32),
+            "half_life": decay.half_life(log_decay_mean).astype(np.float32),
         },
         schema=table_schema("deltanet_head_summary"),
     )
@@ -218,9 +228,8 @@ def deltanet_contribution_table(seq_id: str, capture: DeltaNetCapture, rows: sli
     )
 
 
-PER_SEQUENCE = (("deltanet_heads", deltanet_heads_table), ("deltanet_head_summary", deltanet_head_summary_table),
-                ("state_recall", state_recall_table), ("state_snapshots", state_snapshots_table),
-                ("deltanet_contribution", deltanet_contribution_table))  # tables with few rows per sequence
+PER_SEQUENCE = (("deltanet_heads", deltanet_heads_table), ("state_recall", state_recall_table),
+                ("state_snapshots", state_snapshots_table), ("deltanet_contribution", deltanet_contribution_table))  # tables with few rows per sequence
 
 
 def deltanet_tables(seq_id: str, capture: DeltaNetCapture, rows: slice) -> dict[str, pa.Table]:
@@ -230,8 +239,12 @@ def deltanet_tables(seq_id: str, capture: DeltaNetCapture, rows: slice) -> dict[
 
 def batch_deltanet_tables(sequences: list[tuple[str, slice]], capture: DeltaNetCapture) -> dict[str, pa.Table]:
     """`deltanet_tables` of several sequences of one capture, each table's rows in sequence order: the per-token
-    `deltanet` table by one gather per column, the small per-sequence tables one sequence at a time."""
+    `deltanet` table by one gather per column, the head summary by one product, the other small per-sequence tables
+    one sequence at a time."""
     tables = {"deltanet": batch_deltanet_table(sequences, capture)}
+    summary = batch_head_summary_table(sequences, capture)
+    if summary is not None:
+        tables["deltanet_head_summary"] = summary
     for name, build in PER_SEQUENCE:
         parts = [t for t in (build(seq_id, capture, rows) for seq_id, rows in sequences) if t is not None]
         if parts:
