@@ -31,22 +31,25 @@ from workbench.trace import writer as writer_module  # noqa: E402
 from workbench.tracing import trace_prompts  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
+CPU: dict[str, float] = defaultdict(float)  # the calling thread's CPU time (time.thread_time) of the same calls
 
 
 def timed_method(owner, name: str, label: str, device: str | None = None) -> None:
-    """Add the wall time of every call of owner.name to TIMES[label]; with `device`, between synchronisations."""
+    """Add the wall time of every call of owner.name to TIMES[label] and the thread's CPU time to CPU[label]; with
+    `device`, between synchronisations. Wall well above CPU time: the thread waited (the GIL, a lock, the device)."""
     original = getattr(owner, name)
 
     def wrapper(*args, **kwargs):
         if device:
             sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return original(*args, **kwargs)
         finally:
             if device:
                 sync(device)
             TIMES[label] += time.perf_counter() - start
+            CPU[label] += time.thread_time() - cpu
 
     setattr(owner, name, wrapper)
 
@@ -56,7 +59,11 @@ def main() -> None:
     add_corpus_arguments(parser, prompts=96)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="also print the N main-thread functions with the most cumulative time (cProfile)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval (seconds; Python's default is 0.005)")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
 
     loaded = load(args)
     prompts = corpus(loaded.tokenizer, args.prompts, args.tokens)
@@ -65,11 +72,12 @@ def main() -> None:
 
     def pre(module, a, k):
         sync(args.device)
-        state["t"] = time.perf_counter()
+        state["t"], state["cpu"] = time.perf_counter(), time.thread_time()
 
     def post(module, a, k, out):
         sync(args.device)
         TIMES["main: forward"] += time.perf_counter() - state["t"]
+        CPU["main: forward"] += time.thread_time() - state["cpu"]
 
     timed_method(CaptureRun, "collect", "main: collect", args.device)
     timed_method(tracing.TableBuilder, "submit", "main: submit (waits when the builder is behind)")
@@ -88,6 +96,7 @@ def main() -> None:
                           batch_tokens=args.batch_tokens)
             shutil.rmtree(folder / "warm")
             TIMES.clear()
+            CPU.clear()
             handles = [model.register_forward_pre_hook(pre, with_kwargs=True),
                        model.register_forward_hook(post, with_kwargs=True)]
             profiler = cProfile.Profile() if args.cprofile else None
@@ -109,6 +118,7 @@ def main() -> None:
             row = {"model": args.model, "mode": name, "tokens": summary.num_tokens, "total_s": round(total, 3),
                    **{k: round(v, 3) for k, v in sorted(TIMES.items())}}
             print(json.dumps(row), flush=True)
+            print(json.dumps({"thread CPU s": {k: round(v, 3) for k, v in sorted(CPU.items())}}), flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
