@@ -97,28 +97,39 @@ def timed(fn):
     return tokens, time.perf_counter() - start
 
 
-def add_corpus_arguments(parser: argparse.ArgumentParser, prompts: int) -> None:
-    """The model, corpus and capture-mode options of this bench and of profile_trace.py."""
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and batch-shape options of this bench, profile_trace.py and profile_forward_captures.py."""
     parser.add_argument("--model", choices=["nano", "slice"], default="nano")
-    parser.add_argument("--prompts", type=int, default=prompts)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--batch-tokens", type=int, default=65536)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--dims", choices=["real", "tiny"], default="real")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for the whole run (seconds; Python's default is 0.005)")
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser, prompts: int) -> None:
+    """The model, corpus and capture-mode options of this bench and of profile_trace.py."""
+    add_model_arguments(parser)
+    parser.add_argument("--prompts", type=int, default=prompts)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and apply --switch-interval."""
+    args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    return args
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_corpus_arguments(parser, prompts=300)
     parser.add_argument("--reps", type=int, default=1)
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="sys.setswitchinterval for the whole bench (seconds; Python's default is 0.005)")
-    args = parser.parse_args()
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
+    args = parse(parser)
 
     loaded = load(args)
     prompts = corpus(loaded.tokenizer, args.prompts, args.tokens)

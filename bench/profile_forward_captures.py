@@ -1,13 +1,15 @@
-"""Where one traced forward's time goes, capture by capture, at a corpus batch shape (companion to
-bench_corpus_throughput.py, whose nano all-captures ratio is CPU-bound: the nano's forward is a few ms of GPU work).
+"""Where one traced forward's time goes, capture by capture, at a corpus batch shape (--batch-tokens // --tokens rows
+of --tokens tokens; companion to bench_corpus_throughput.py, whose nano all-captures ratio was CPU-bound: the nano's
+forward is a few ms of GPU work).
 
 For each capture set (none, routing, deltanet, attention, all three): the wall time of `forward + collect` between
 device synchronisations (median of --reps), and for "all" the torch.profiler top operators by self CPU time and
 the CUDA kernels by device time, minus the plain forward's. Rows are right-padded batches as tracing builds them
 (equal lengths here, one begin_batch per forward).
 
-    python bench/profile_forward_captures.py --model nano --batch 32 --tokens 2048 --device cuda
-    .venv/bin/python bench/profile_forward_captures.py --model nano --batch 2 --tokens 128 --device cpu --reps 2
+    python bench/profile_forward_captures.py --model nano --tokens 2048 --batch-tokens 65536 --device cuda
+    .venv/bin/python bench/profile_forward_captures.py --model nano --tokens 128 --batch-tokens 256 --device cpu \
+        --reps 2
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_corpus_throughput import load, sync  # noqa: E402
+from bench_corpus_throughput import add_model_arguments, load, parse, sync  # noqa: E402
 
 from workbench.capture import CaptureSettings, capture  # noqa: E402
 from workbench.capture.recorder import SequenceInfo  # noqa: E402
@@ -69,16 +71,11 @@ def profiled(fn, device: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["nano", "slice"], default="nano")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--tokens", type=int, default=2048)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dims", choices=["real", "tiny"], default="real")
+    add_model_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
-    args = parser.parse_args()
+    args = parse(parser)
+    args.batch = max(1, args.batch_tokens // args.tokens)  # the rows tracing packs of prompts this long
     loaded = load(args)
     model = loaded.model
     vocab = model.config.vocab_size

@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_corpus_throughput import MODES, add_corpus_arguments, corpus, load, sync  # noqa: E402
+from bench_corpus_throughput import MODES, add_corpus_arguments, corpus, load, parse, sync  # noqa: E402
 
 from workbench import tracing  # noqa: E402
 from workbench.capture.context import CaptureRun  # noqa: E402
@@ -59,11 +59,7 @@ def main() -> None:
     add_corpus_arguments(parser, prompts=96)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="also print the N main-thread functions with the most cumulative time (cProfile)")
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="sys.setswitchinterval (seconds; Python's default is 0.005)")
-    args = parser.parse_args()
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
+    args = parse(parser)
 
     loaded = load(args)
     prompts = corpus(loaded.tokenizer, args.prompts, args.tokens)

@@ -185,9 +185,9 @@ Item = TypeVar("Item")
 
 def prefetched(items: Iterator[Item], depth: int) -> Iterator[Item]:
     """`items`, produced on a background thread up to `depth` ahead of the consumer: the prompts are tokenised
-    while the main thread runs the forwards (the tokenizer releases the GIL). Order is kept, and an exception
-    raised by `items` is raised here when the consumer reaches it (after every item before it). Closing the
-    returned generator (contextlib.closing) stops the thread at its next item."""
+    and their batches' input ids built while the main thread runs the forwards (the tokenizer releases the GIL).
+    Order is kept, and an exception raised by `items` is raised here when the consumer reaches it (after every item
+    before it). Closing the returned generator (contextlib.closing) stops the thread at its next item."""
     ahead: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     end = object()
@@ -329,9 +329,9 @@ def trace_prompts(
         plan = batches(tokenizer, prompts, max_tokens, batch_tokens, alone=lambda e: not run.batchable(e.sequence()),
                        skip=frozenset(skipped))
         with_ids = ((rows, padded_ids(rows, pad)) for rows in plan)  # built on the tokenising thread too
-        with closing(prefetched(with_ids, WINDOW_BATCHES)) as plan, \
+        with closing(prefetched(with_ids, WINDOW_BATCHES)) as ready, \
                 TableBuilder(writer, run, base, part_tokens, vocab) as builder:
-            while (batch := _next_batch(plan, builder, writer)) is not None:
+            while (batch := _next_batch(ready, builder, writer)) is not None:
                 rows, ids = batch
                 sequences = [e.sequence(b, ids.shape[1]) for b, e in enumerate(rows)]
                 run.begin_batch(sequences)
@@ -399,7 +399,8 @@ class TableBuilder:
         # one build job per capture kind (and one for tokens and spans), so a batch's tables build in parallel: the
         # last batch's, which nothing overlaps, take the slowest kind's time instead of the sum
         built = [self._build.submit(self._token_tables, rows)]
-        built += [self._build.submit(self.run.build_tables, {kind: record}, sequences) for kind, record in records.items()]
+        built += [self._build.submit(self.run.build_tables, {kind: record}, sequences)
+                  for kind, record in records.items()]
         self._jobs.append(self._sink.submit(self._add, rows, built))
 
     def finish(self) -> None:
@@ -430,12 +431,13 @@ class TableBuilder:
         self.pending = []
 
 
-def _next_batch(plan: Iterator[tuple[list[Encoded], torch.Tensor]], builder: TableBuilder,
+def _next_batch(ready: Iterator[tuple[list[Encoded], torch.Tensor]], builder: TableBuilder,
                 writer: TraceWriter) -> tuple[list[Encoded], torch.Tensor] | None:
-    """The next batch (its prompts and padded input ids), or None at the end. A prompt that cannot be tokenised (reached as the run goes) stops the run
-    after committing every batch that ran, so `--resume` continues once the prompt is fixed."""
+    """The next batch (its prompts and padded input ids), or None at the end. A prompt that cannot be tokenised
+    (reached as the run goes) stops the run after committing every batch that ran, so `--resume` continues once the
+    prompt is fixed."""
     try:
-        return next(plan)
+        return next(ready)
     except StopIteration:
         return None
     except ValueError as error:  # SpanError too

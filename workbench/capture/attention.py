@@ -28,7 +28,7 @@ import torch
 
 from ..adapters import FULL_ATTENTION, Adapter
 from ..ops.attention_stats import AttentionStats, Span
-from ..trace.attention_tables import attention_tables, batch_attention_tables, batch_row
+from ..trace.attention_tables import batch_attention_tables, batch_row
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
 from .records import AttentionCapture
 from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, removed_on_error
@@ -129,13 +129,12 @@ class AttentionRecorder:
                             seq.num_tokens) for seq in sequences]
 
     def tables(self, record, sequence: SequenceInfo) -> dict:
-        if isinstance(record, list):  # a batch: one AttentionCapture per row, gates cut to the row's tokens
-            return attention_tables(sequence.seq_id, record[sequence.row])
-        return attention_tables(sequence.seq_id, record)
+        return self.batch_tables(record, [sequence])
 
     def batch_tables(self, record, sequences: list[SequenceInfo]) -> dict:
-        """The tables of every row of a batch at once (alike rows stacked), equal to `tables` of each row."""
-        rows = record if isinstance(record, list) else [batch_row(record, 0)]  # batch 1: the sequence is row 0
+        """The tables of every row of a batch at once (alike rows stacked). record: one AttentionCapture per row
+        after a right-padded batch (gates cut to the row's tokens), else one capture whose row 0 is the sequence."""
+        rows = record if isinstance(record, list) else [batch_row(record, 0)]
         return batch_attention_tables([s.seq_id for s in sequences], [rows[s.row] for s in sequences])
 
     def set_sequence(self, spans: Sequence[Span] = (), query_positions: Sequence[int] = ()) -> None:

@@ -66,15 +66,16 @@ def batch_attention_tables(seq_ids: list[str], captures: list[AttentionCapture])
     return {name: tables[0] if len(tables) == 1 else pa.concat_tables(tables) for name, tables in parts.items()}
 
 
+BATCH_FIELDS = ("topk_pos", "topk_weight", "entropy", "sink_mass", "mean_distance", "gate_mean", "gate_low_fraction")
+
+
 def batch_row(capture: AttentionCapture, b: int) -> AttentionCapture:
     """Batch row b of a capture (every [L, B, ...] field cut to B = 1; views, no copy)."""
     def cut(t):
         return None if t is None else t[:, b:b + 1]
 
     return replace(capture, span_mass={n: cut(m) for n, m in capture.span_mass.items()},
-                   topk_pos=cut(capture.topk_pos), topk_weight=cut(capture.topk_weight), entropy=cut(capture.entropy),
-                   sink_mass=cut(capture.sink_mass), mean_distance=cut(capture.mean_distance),
-                   gate_mean=cut(capture.gate_mean), gate_low_fraction=cut(capture.gate_low_fraction))
+                   **{name: cut(getattr(capture, name)) for name in BATCH_FIELDS})
 
 
 def _alike(a: AttentionCapture, b: AttentionCapture) -> bool:
@@ -89,14 +90,12 @@ def _stack(captures: list[AttentionCapture]) -> AttentionCapture:
     if len(captures) == 1:
         return captures[0]
 
-    def cat(name):
-        values = [getattr(c, name) for c in captures]
+    def cat(values):
         return None if values[0] is None else torch.cat(values, dim=1)
 
-    return replace(captures[0], span_mass={n: torch.cat([c.span_mass[n] for c in captures], 1)
-                                           for n in captures[0].span_mass},
-                   **{name: cat(name) for name in ("topk_pos", "topk_weight", "entropy", "sink_mass", "mean_distance",
-                                                   "gate_mean", "gate_low_fraction")})
+    first = captures[0]
+    return replace(first, span_mass={n: cat([c.span_mass[n] for c in captures]) for n in first.span_mass},
+                   **{name: cat([getattr(c, name) for c in captures]) for name in BATCH_FIELDS})
 
 
 def _stacked_tables(seq_ids: list[str], capture: AttentionCapture) -> dict[str, pa.Table]:
