@@ -90,6 +90,11 @@ class KernelArguments:
     initial_state: str = "initial_state"
     qk_l2norm: str = "use_qk_l2norm_in_kernel"
 
+    def required(self) -> tuple[str, ...]:
+        """The names the recorder reads from every call: the resolved kernel signature must take each one
+        (adapters/upstream.py refuses before any forward otherwise). qk_l2norm is optional (False when absent)."""
+        return (self.query, self.key, self.value, self.g, self.beta, self.initial_state)
+
 
 @dataclass(frozen=True)
 class LinearAttentionSite:

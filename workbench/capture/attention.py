@@ -21,12 +21,14 @@ on query[b, :, :n_b] and key[b, :, :n_b] with the row's own spans and query rows
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
 from ..adapters import FULL_ATTENTION, Adapter
+from ..adapters.upstream import site_error
 from ..ops.attention_stats import AttentionStats, Span
 from ..trace.attention_tables import batch_attention_tables, batch_row
 from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
@@ -52,6 +54,27 @@ def full_attention_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int,
             "capture without attention=True"
         )
     return found
+
+
+def check_sites(adapter: Adapter, modules: dict[int, torch.nn.Module], delegate: str) -> None:
+    """Before any swap: every attention block's modeling file looks its attention function up in transformers'
+    interface (the global ALL_ATTENTION_FUNCTIONS; with eager, its own eager_attention_forward), and every output
+    gate projection is as wide as [q | gate] per head. A SiteError (one line) otherwise."""
+    for layer, module in modules.items():
+        file = sys.modules[type(module).__module__]
+        needed = ["ALL_ATTENTION_FUNCTIONS"] + (["eager_attention_forward"] if delegate == "eager" else [])
+        missing = [name for name in needed if not hasattr(file, name)]
+        if missing:
+            raise site_error(adapter.name, f"{file.__name__}", f"the modeling file has no {', '.join(missing)}: its "
+                             "attention does not go through transformers' attention interface")
+        if adapter.attention.gate_path is None:
+            continue
+        proj = module.get_submodule(adapter.attention.gate_path)
+        heads, head_dim = module.config.num_attention_heads, module.head_dim
+        if getattr(proj, "out_features", None) != heads * 2 * head_dim:
+            raise site_error(adapter.name, f"{adapter.layers}.{layer}.{adapter.attention.path}."
+                             f"{adapter.attention.gate_path}", f"gives {getattr(proj, 'out_features', None)} features, "
+                             f"not {heads} heads x [query | gate] of {head_dim} each")
 
 
 @recorder_kind
@@ -98,6 +121,7 @@ class AttentionRecorder:
                 f"attention capture delegates to {' or '.join(DELEGATES)}, but the model runs {original!r}{nested}; "
                 "call model.set_attn_implementation('sdpa') first"
             )
+        check_sites(adapter, modules, original)
         handles = []
         with removed_on_error(handles):
             for layer, module in modules.items():

@@ -32,6 +32,9 @@ GROUPED_LINEAR = "_grouped_linear"  # (input, weight, offs, bias=None, is_transp
 def tap_unavailable(experts: torch.nn.Module) -> str | None:
     """Why the tap cannot read `experts`' own outputs exactly (a phrase), or None when it can."""
     moe = importlib.import_module(MOE_MODULE)
+    missing = [n for n in (GROUPED_LINEAR, "grouped_mm_experts_forward", "ALL_EXPERTS_FUNCTIONS") if not hasattr(moe, n)]
+    if missing:
+        return f"run a transformers whose {MOE_MODULE} has no {', '.join(missing)}"
     implementation = getattr(getattr(experts, "config", None), "_experts_implementation", None)
     if not hasattr(experts, "has_post_expert_norm"):
         return f"({type(experts).__name__}) are not a transformers use_experts_implementation class"

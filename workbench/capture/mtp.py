@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..adapters.upstream import site_error
 from ..trace.mtp_tables import mtp_table
 from .records import MTPCapture
 from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
@@ -51,6 +52,9 @@ class MTPRecorder:
     def attach(self, model: torch.nn.Module, adapter) -> list:
         from ..mtp import NoMTPWeights, load_mtp_head
 
+        if not isinstance(getattr(model.get_decoder(), "norm", None), torch.nn.Module):
+            raise site_error(adapter.name, f"{type(model.get_decoder()).__name__}.norm",
+                             "the decoder has no final norm module to read the hidden states the MTP head takes")
         folder = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
         if not folder or not Path(folder).is_dir():
             raise CaptureError(f"MTP capture needs the model's checkpoint folder to read mtp.* from; got {folder!r}")

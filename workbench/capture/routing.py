@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import torch
 
+from ..adapters.upstream import check_router_output, site_error
 from ..ops.router_stats import ROUTER_STATS
 from ..trace.tables import batch_routing_tables, routing_tables
 from .records import RoutingCapture
 from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
 from .transfer import stack_layers, to_host
+
+
+def check_sites(model: torch.nn.Module, adapter, routers: dict[int, torch.nn.Module]) -> None:
+    """Before any hook: one router of each class returns the (logits, weights, ids) triple the hook reads, and
+    every shared-expert gate gives one logit per token. A SiteError (one line) otherwise."""
+    hidden_size = adapter.text_config(model.config).hidden_size
+    checked = set()
+    for index, router in routers.items():
+        if type(router) not in checked:
+            checked.add(type(router))
+            check_router_output(adapter.name, f"{type(router).__name__} at {adapter.layers}.{index}."
+                                f"{adapter.router.path}", router, hidden_size)
+    for index, gate in adapter.shared_expert_gates(model).items():
+        if getattr(gate, "out_features", 1) != 1:
+            raise site_error(adapter.name, f"{adapter.layers}.{index}.{adapter.router.shared_expert_gate}",
+                             f"the shared-expert gate gives {gate.out_features} logits per token, not 1")
 
 
 @recorder_kind
@@ -44,6 +61,7 @@ class RoutingRecorder:
         if not routers:
             raise CaptureError(f"{adapter.name}: no router found at '{adapter.layers}.*.{adapter.router.path}'")
         self.token_stats = ROUTER_STATS[adapter.router.scoring]
+        check_sites(model, adapter, routers)
         handles = []
         with removed_on_error(handles):
             for index, router in routers.items():

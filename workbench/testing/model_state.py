@@ -13,12 +13,12 @@ from ..capture.expert_tap import GROUPED_LINEAR, MOE_MODULE
 
 def kernel_globals(model: torch.nn.Module, adapter=None) -> dict[tuple[str, str], object]:
     """(modeling module, global name) -> the object bound there, for every linear-attention kernel the adapter names
-    in the modeling files of the model's linear-attention blocks."""
+    in the modeling files of the model's linear-attention blocks (None where the file has no such global)."""
     adapter = adapter or adapter_for_config(model.config)
     if adapter.linear_attention is None:
         return {}
     files = {type(m).__module__ for m in adapter.layers_of_kind(model, LINEAR_ATTENTION).values()}
-    return {(file, name): getattr(sys.modules[file], name) for file in sorted(files)
+    return {(file, name): getattr(sys.modules[file], name, None) for file in sorted(files)
             for name, _ in adapter.linear_attention.kernels()}
 
 
