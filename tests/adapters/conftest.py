@@ -3,7 +3,7 @@
 
 import pytest
 
-from workbench.testing.families import FAMILY_CONFIGS, build_family_model
+from workbench.adapters.tiny import FAMILY_CONFIGS, build_family_model
 from workbench.testing.toy import write_checkpoint
 
 FAMILIES = list(FAMILY_CONFIGS)

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.testing.families import FAMILY_CONFIGS
+from workbench.adapters.tiny import FAMILY_CONFIGS
 from workbench.trace import open_trace
 
 pytestmark = pytest.mark.filterwarnings("ignore")

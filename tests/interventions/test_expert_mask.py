@@ -80,7 +80,7 @@ def test_bad_masks_refused(tiny_next):
 
 
 def test_sigmoid_router_refused():
-    from workbench.testing.families import build_family_model
+    from workbench.adapters.tiny import build_family_model
 
     model = build_family_model("deepseek_v3")
     with pytest.raises(ExpertMaskError, match="supports softmax top-k routers"):
@@ -92,7 +92,7 @@ def test_sigmoid_router_refused():
 def test_other_softmax_families_identity_and_mask(family):
     """Masking nothing reproduces each softmax router's own output (renormalising or not); masking changes it."""
     from workbench.adapters import adapter_for_config
-    from workbench.testing.families import build_family_model
+    from workbench.adapters.tiny import build_family_model
 
     model = build_family_model(family).eval()
     ids = _ids(model, length=19)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..adapters.tiny import TINY_DIMS, hybrid_layer_types, qwen3_5_moe_config, qwen3_next_config  # noqa: F401
+
 # Qwen3-Next-80B-A3B's per-layer dimensions (see shared notes): a slice of N layers keeps them.
 REAL_80B_DIMS = dict(
     hidden_size=2048,
@@ -30,62 +32,6 @@ REAL_80B_DIMS = dict(
     decoder_sparse_step=1,
     mlp_only_layers=[],
 )
-
-TINY_DIMS = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    partial_rotary_factor=0.25,
-    linear_num_key_heads=2,
-    linear_num_value_heads=4,
-    linear_key_head_dim=16,
-    linear_value_head_dim=16,
-    linear_conv_kernel_dim=4,
-    num_experts=32,
-    num_experts_per_tok=4,
-    moe_intermediate_size=32,
-    shared_expert_intermediate_size=32,
-    norm_topk_prob=True,
-    decoder_sparse_step=1,
-    mlp_only_layers=[],
-)
-
-
-def hybrid_layer_types(num_layers: int, interval: int = 4) -> list[str]:
-    """DeltaNet and full attention 3:1, full attention on layers interval-1, 2*interval-1, ..."""
-    return ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
-
-
-def qwen3_next_config(num_layers: int = 4, vocab_size: int = 259, dims: dict | None = None, **overrides):
-    from transformers import Qwen3NextConfig
-
-    options = dict(TINY_DIMS if dims is None else dims)
-    options.update(
-        num_hidden_layers=num_layers,
-        layer_types=hybrid_layer_types(num_layers),
-        vocab_size=vocab_size,
-        max_position_embeddings=262144,
-        architectures=["Qwen3NextForCausalLM"],
-    )
-    options.update(overrides)
-    return Qwen3NextConfig(**options)
-
-
-def qwen3_5_moe_config(num_layers: int = 4, vocab_size: int = 259, **overrides):
-    from transformers import Qwen3_5MoeTextConfig
-
-    options = {k: v for k, v in TINY_DIMS.items() if k not in ("intermediate_size", "decoder_sparse_step", "mlp_only_layers")}
-    options.update(
-        num_hidden_layers=num_layers,
-        layer_types=hybrid_layer_types(num_layers),
-        vocab_size=vocab_size,
-        architectures=["Qwen3_5MoeForCausalLM"],
-    )
-    options.update(overrides)
-    return Qwen3_5MoeTextConfig(**options)
-
 
 def build_model(config, seed: int = 0, dtype: torch.dtype = torch.float32):
     """Seeded random-init causal LM for `config` (eval mode)."""
