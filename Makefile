@@ -12,6 +12,8 @@ CPU_TORCH := torch==2.13.0 triton==3.9.0
 # and the newest (pyproject.toml's range and workbench/adapters/upstream.py's TESTED_RELEASES say the same).
 COMPAT_RELEASES ?= 5.17.0 5.25.0
 COMPAT_DIR ?= $(or $(TMPDIR),/tmp)/workbench-compat
+# What touches transformers' internals: the adapters, every capture kind and the MTP head.
+COMPAT_TESTS ?= tests/adapters tests/capture tests/mtp
 TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
 SHIPPED ?= datasets/nano
@@ -50,7 +52,7 @@ lock:
 	rm -rf .lock-venv
 	@echo "wrote $(LOCK): $$(grep -vc '^#' $(LOCK)) pinned packages"
 
-# The adapter and capture suites on each of $(COMPAT_RELEASES), each in a throwaway venv: the lock's versions for
+# $(COMPAT_TESTS) on each of $(COMPAT_RELEASES), each in a throwaway venv: the lock's versions for
 # everything but transformers and what it pins itself (huggingface-hub, hf-xet, kernels differ between releases).
 test-compat:
 	@set -e; for release in $(COMPAT_RELEASES); do \
@@ -59,7 +61,7 @@ test-compat:
 		$(MAKE) --no-print-directory compat-torch COMPAT_ENV=$$env; \
 		grep -viE '^(transformers|huggingface[-_]hub|hf[-_]xet|kernels)==' $(LOCK) > $$env/constraints.txt; \
 		$$env/bin/python -m pip install --quiet -c $$env/constraints.txt -e . pytest "transformers==$$release"; \
-		$$env/bin/python -m pytest -q -p no:cacheprovider tests/adapters tests/capture; \
+		$$env/bin/python -m pytest -q -p no:cacheprovider $(COMPAT_TESTS); \
 		rm -rf $$env; \
 	done
 

@@ -33,6 +33,7 @@ token, which greedy acceptance compares against).
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 from torch import nn
@@ -85,6 +86,12 @@ class MTPHead(nn.Module):
         return self.norm(hidden)
 
 
+def _cache_argument(function) -> str:
+    """The name under which `function` (transformers' create_causal_mask) takes the KV cache on this install."""
+    parameters = inspect.signature(function).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def mtp_logits(model: nn.Module, head: MTPHead, input_ids: torch.Tensor, trunk_hidden: torch.Tensor) -> torch.Tensor:
     """Teacher-forced MTP logits: row t (t = 0 .. T-2) predicts x_{t+2} from h_t and x_{t+1}.
 
@@ -101,7 +108,8 @@ def mtp_logits(model: nn.Module, head: MTPHead, input_ids: torch.Tensor, trunk_h
     hidden = trunk_hidden[:, :rows].to(next_embeds.dtype)  # [B, R, H]
     position_ids = torch.arange(rows, device=input_ids.device).unsqueeze(0)  # [1, R] = the positions of h_t
     position_embeddings = decoder.rotary_emb(hidden, position_ids)
-    mask = create_causal_mask(config=head.config, inputs_embeds=hidden, attention_mask=None, cache=None,
-                              position_ids=position_ids)
+    no_cache = {_cache_argument(create_causal_mask): None}  # `cache` from transformers 5.25, `past_key_values` before
+    mask = create_causal_mask(config=head.config, inputs_embeds=hidden, attention_mask=None, position_ids=position_ids,
+                              **no_cache)
     out = head(hidden, next_embeds, position_embeddings, mask, position_ids)
     return model.get_output_embeddings()(out)  # [B, R, V]
