@@ -13,6 +13,29 @@ if not torch.cuda.is_available():
 from workbench.testing.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_models_run_where_fla_is_installed():
+    """On a GPU machine with fla installed, transformers before 5.25 sends the CPU tensors of the tests' tiny models
+    to fla's Triton kernels, which fail there. For the whole session, the hybrid families' kernel globals send tensors
+    off CUDA to their torch reference, as transformers 5.25 does itself (workbench/capture/kernel_device.py; capture
+    does the same while it is open). Nothing is patched where fla is not installed."""
+    import sys
+
+    import transformers
+
+    from workbench.adapters import registered_adapters
+    from workbench.capture.kernel_device import kernels_by_device
+    from workbench.capture.recorder import remove_all
+
+    patches = []
+    for adapter in registered_adapters():
+        if adapter.linear_attention is not None:
+            file = sys.modules[getattr(transformers, adapter.architecture).__module__]
+            patches += kernels_by_device([file], [name for name, _ in adapter.linear_attention.kernels()])
+    yield
+    remove_all(patches)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

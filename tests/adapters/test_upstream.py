@@ -204,27 +204,35 @@ def test_kernel_signature_names_what_it_found():
 def test_a_cpu_model_traces_with_fla_installed(tiny_next, monkeypatch):
     """Issue 22 item 6: where fla is installed, transformers < 5.25 sends CPU tensors to fla's Triton kernels, which
     fail there. Simulated: fla 'installed' and the kernel globals replaced by an fla-like dispatcher that raises on
-    CPU tensors (functools.wraps of the torch reference, as the hub fallback builds it). The capture calls the
-    torch reference for CPU tensors: the traced states equal the plain capture's and the logits are unchanged."""
-    import workbench.capture.deltanet.recorder as recorder
+    CPU tensors (functools.wraps of the torch reference, as the hub fallback builds it). While a capture is open,
+    CPU tensors take the torch reference (capture/kernel_device.py): a routing-only and a DeltaNet capture both
+    run, the logits equal the plain model's and the states the plain capture's; on exit the globals are restored."""
+    import workbench.capture.kernel_device as kernel_device
 
     ids = _ids(tiny_next, 40)
-    with torch.no_grad(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")) as run:
+    settings = CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")
+    with torch.no_grad(), capture(tiny_next, settings) as run:
         plain_logits = tiny_next(input_ids=ids, use_cache=False).logits
         plain = run.collect("deltanet")
     file = _modeling_file(tiny_next)
     for name in (CHUNK, RECURRENT):
         reference = torch_reference(getattr(file, name), file)
 
-        def fla_like(*args, reference=reference, **kwargs):
+        def fla_like(*args, **kwargs):
             raise RuntimeError("fla's Triton kernel got CPU tensors")
 
         monkeypatch.setattr(file, name, functools.wraps(reference)(fla_like))
-    monkeypatch.setattr(recorder, "fla_installed", lambda: True)
-    with torch.no_grad(), capture(tiny_next, CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")) as run:
+    monkeypatch.setattr(kernel_device, "fla_installed", lambda: True)
+    broken = model_state(tiny_next)
+    with pytest.raises(RuntimeError, match="got CPU tensors"), torch.no_grad():
+        tiny_next(input_ids=ids, use_cache=False)  # the plain model cannot run here
+    with torch.no_grad(), capture(tiny_next, CaptureSettings(routing=True)) as run:
+        assert torch.equal(tiny_next(input_ids=ids, use_cache=False).logits, plain_logits)
+        assert run.collect("routing") is not None
+    with torch.no_grad(), capture(tiny_next, settings) as run:
         logits = tiny_next(input_ids=ids, use_cache=False).logits
         traced = run.collect("deltanet")
     assert torch.equal(logits, plain_logits)
-    assert set(traced.layers) == set(plain.layers) and traced.layers
     for field in ("state_norm_mean", "state_norm_max", "decay_mean", "beta_mean"):
         assert torch.equal(getattr(traced, field), getattr(plain, field)), field
+    assert model_state(tiny_next) == broken

@@ -7,14 +7,15 @@ fp32 against fp64 and 1e-10 for fp64 against fp64.
 
 import pytest
 import torch
-from transformers.models.kimi_linear.modeling_kimi_linear import (
-    chunk_kimi_delta_attention,
-    recurrent_kimi_delta_attention,
-)
+from torch_kernels import reference_kernel
 
 from workbench.ops.state_norms import chunked_state_stats, naive_state_stats
 from workbench.ops.state_norms.kda_chunked import chunked_kda_state_stats, kda_state_norms_from_chunk_states
 from workbench.ops.state_norms.kda_naive import naive_kda_state_stats
+
+KIMI = "transformers.models.kimi_linear.modeling_kimi_linear"
+chunk_kimi_delta_attention = reference_kernel(KIMI, "chunk_kimi_delta_attention")
+recurrent_kimi_delta_attention = reference_kernel(KIMI, "recurrent_kimi_delta_attention")
 
 TOL = 1e-4
 FIELDS = ("state_norm", "o", "final_state")

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from transformers.models.qwen3_next.modeling_qwen3_next import torch_chunk_gated_delta_rule
+from torch_kernels import reference_kernel
 
 from workbench.ops.state_norms import (
     chunked_state_stats,
@@ -21,6 +21,8 @@ from workbench.ops.state_norms import (
     state_spectrum,
 )
 
+torch_chunk_gated_delta_rule = reference_kernel("transformers.models.qwen3_next.modeling_qwen3_next",
+                                                "torch_chunk_gated_delta_rule")
 TOL = 1e-4
 DENSE_FIELDS = ("state_norm", "o", "final_state", "recall_readout_norm", "snapshot_states", "snapshot_top_sv")
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import torch
 
 from ..adapters import Adapter, adapter_for_config
+from .kernel_device import model_kernels_by_device
 from .recorder import SequenceInfo, batchable, recorders_for, remove_all
 from .settings import CaptureSettings
 from . import attention, deltanet, mtp, routing, saliency  # noqa: F401  (each module registers its recorder kind once)
@@ -100,6 +101,7 @@ def capture(model: torch.nn.Module, settings: CaptureSettings | None = None, ada
     adapter = adapter or adapter_for_config(model.config)
     run = CaptureRun(model=model, adapter=adapter, settings=settings)
     try:
+        run.handles.extend(model_kernels_by_device(model, adapter))  # CPU tensors never reach fla (kernel_device.py)
         for recorder in recorders_for(settings):
             run.handles.extend(recorder.attach(model, adapter))
             run.recorders[recorder.kind] = recorder

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 
 from ...adapters import LINEAR_ATTENTION
-from ...adapters.upstream import kernel_signature, torch_reference
+from ...adapters.upstream import kernel_signature
 from ...ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
 from ...ops.state_norms import fla_states
 from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
@@ -63,7 +63,7 @@ from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, r
 from ..settings import CaptureSettings
 from ..transfer import stack_layers, to_host
 from .contribution import ContributionRequest, call_contributions, contribution_request
-from .patch import fla_chunk_module, fla_for, fla_installed, kernel_states
+from .patch import fla_chunk_module, fla_for, kernel_states
 
 AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "log_decay_min", "beta_mean", "beta_max",
               "half_life_mean", "half_life_max")
@@ -151,9 +151,8 @@ class DeltaNetRecorder:
         with removed_on_error(handles):
             for (file, name), signature in signatures.items():
                 kind = dict(site.kernels())[name]
-                reference = torch_reference(getattr(file, name), file) if fla_installed() else None
-                handles.append(KernelPatch(file, name, lambda original, kind=kind, signature=signature,
-                                           reference=reference: self.wrap(original, kind, signature, reference)))
+                handles.append(KernelPatch(file, name, lambda original, kind=kind, signature=signature:
+                                           self.wrap(original, kind, signature)))
             fla_chunk = fla_chunk_module() if self.settings.deltanet_path != "torch" and self.decay == "per_head" else None
             if fla_chunk is not None:
                 handles.append(KernelPatch(fla_chunk, fla_states.FLA_FWD_H_NAME, self.wrap_chunk_states))
@@ -210,16 +209,13 @@ class DeltaNetRecorder:
                 "no longer looks the kernel up by module name, so the state cannot be observed"
             )
 
-    def wrap(self, original, kind: str, signature: inspect.Signature, reference=None):
+    def wrap(self, original, kind: str, signature: inspect.Signature):
         """The wrapper that replaces kernel global `original`. signature: what calling it finally runs
-        (adapters.upstream.kernel_signature), by which its arguments are read whatever wraps the function.
-        reference: the torch reference function under it, given when fla is installed: tensors off CUDA then take
-        it, as transformers >= 5.25 itself chooses (older releases send CPU tensors to fla's Triton kernels)."""
+        (adapters.upstream.kernel_signature), by which its arguments are read whatever wraps the function."""
 
         def kernel(*args, **kwargs):
-            run = original if reference is None or _on_cuda(args, kwargs) else reference
             if self.current_layer is None:
-                return run(*args, **kwargs)
+                return original(*args, **kwargs)
             arguments = signature.bind(*args, **kwargs).arguments
             call = self._read_call(self.current_layer, kind, arguments)
             self._called = True
@@ -227,13 +223,13 @@ class DeltaNetRecorder:
             if path == "torch":
                 with torch.no_grad():
                     self._observe(call, path)
-                result = run(*args, **kwargs)
+                result = original(*args, **kwargs)
             else:  # the fla recursion wrapper (wrap_chunk_states) observes the kernel's own chunk states
                 if call.initial_state is not None:
                     call.initial_state = call.initial_state.clone()  # the cache overwrites it after the kernel
                 self._awaiting_states = call
                 try:
-                    result = run(*args, **kwargs)
+                    result = original(*args, **kwargs)
                 finally:
                     self._awaiting_states = None
                 if not call.observed:  # the model's kernel did not run fla's recursion: run it here
@@ -502,8 +498,3 @@ def needle_recall_pairs(spans) -> list[tuple[int, int]]:
     return [(s.end_token - 1, s.end_token - 1) for s in spans
             if s.name.startswith("needle") and s.end_token > s.start_token]
 
-
-def _on_cuda(args, kwargs) -> bool:
-    """Whether the first tensor argument of a kernel call is on a CUDA device (fla's kernels run there only)."""
-    first = next((x for x in (*args, *kwargs.values()) if isinstance(x, torch.Tensor)), None)
-    return first is not None and first.device.type == "cuda"
