@@ -1,4 +1,4 @@
-"""`workbench` command line: trace, info, schema, export, check-dataset, app. Thin wiring over the library."""
+"""`workbench` command line: trace, info, schema, export, check-dataset, app, doctor. Thin wiring over the library."""
 
 from __future__ import annotations
 
@@ -201,6 +201,32 @@ def check_dataset_command(dataset_dir: Path = typer.Argument(..., help="Dataset 
     except DatasetMismatch as error:
         _fail(str(error))
     typer.echo(f"{dataset_dir}: {len(card['workbench']['tables'])} tables match the card")
+
+
+@app.command()
+def doctor(
+    family: Optional[List[str]] = typer.Option(None, "--family", help="Check only this family (repeatable; default "
+                                               "every supported family)."),
+    device: Optional[str] = typer.Option(None, help="Where the tiny models run: cpu, cuda, cuda:1 ... (default: cuda "
+                                         "where there is a GPU, else cpu)."),
+):
+    """Versions, usable fast paths, and whether every capture site of every family resolves on this install (exit 0
+    when all do, 1 otherwise). Paste its output into a bug report."""
+    from .doctor import families, report
+
+    unknown = sorted(set(family or ()) - set(families()))
+    if unknown:
+        _fail(f"unknown family {', '.join(unknown)}; known: {', '.join(families())}")
+    from .loading import check_device
+
+    try:
+        check_device(device)
+    except ValueError as error:
+        _fail(str(error))
+    lines, all_ok = report(list(family) if family else None, device)
+    typer.echo("\n".join(lines))
+    if not all_ok:
+        raise typer.Exit(code=1)
 
 
 def dashboard_script() -> Path:
