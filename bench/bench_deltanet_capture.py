@@ -31,7 +31,7 @@ import torch
 
 from bench_capture_overhead import _timed, add_slice_arguments, build_slice, kernel_path
 from workbench.capture import CaptureSettings, capture
-from workbench.capture.deltanet import fla_for
+from workbench.ops.state_norms.fla_backend import fla_for
 
 
 def traced_forward(model, input_ids, settings, pairs):

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from workbench.capture.deltanet import fla_for
+from workbench.ops.state_norms.fla_backend import fla_for
 from workbench.ops.state_norms import chunked_state_stats, naive_state_stats, state_norms_from_chunk_states
 from workbench.ops.state_norms.fla_states import chunk_states_from_kernel
 

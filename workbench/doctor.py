@@ -68,7 +68,7 @@ def versions() -> list[tuple[str, str]]:
 
 def fast_paths() -> list[tuple[str, bool, str]]:
     """(fast path, usable here, why or why not) for the optional paths the captures take on a GPU."""
-    from .capture.deltanet.patch import fla_for
+    from .ops.state_norms.fla_backend import fla_for
     from .capture.expert_tap import tap_unavailable
     from .ops.triton_support import kernel_module
 

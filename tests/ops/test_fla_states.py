@@ -85,6 +85,7 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
     stand-in) but the model runs transformers' torch kernel: the states are recomputed with that kernel
     ("fla-recompute"); decode uses the torch path; the norms equal deltanet_path='torch'."""
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
     ids = torch.randint(0, tiny_next.config.vocab_size, (1, 70), generator=torch.Generator().manual_seed(5))
@@ -99,7 +100,7 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
             return handle.collect("deltanet")
 
     reference = run("torch")
-    monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     fast = run("auto")
     assert reference.path == "torch" and fast.path == "fla-recompute+torch"
     for name in ("head_state_norm", "state_norm_mean", "snapshot_top_sv"):
@@ -133,6 +134,7 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
     import types
 
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
     modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
@@ -158,7 +160,7 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
     monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
     monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
-    monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     with torch.inference_mode():
         plain_logits = tiny_next(input_ids=ids, use_cache=False).logits
     recursion_calls.clear()
@@ -181,6 +183,7 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
     import types
 
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
     modeling = importlib.import_module("transformers.models.qwen3_next.modeling_qwen3_next")
@@ -203,7 +206,7 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
     monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule",
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
     monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
-    monkeypatch.setattr(deltanet, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
     fast = run("auto")
     assert fast.path == "fla-recompute"
     assert ((fast.head_state_norm - reference.head_state_norm).abs().max()

@@ -19,7 +19,7 @@ import torch
 
 from ..adapters import LINEAR_ATTENTION, Adapter
 from ..adapters.upstream import torch_reference
-from .deltanet.patch import fla_installed
+from ..ops.state_norms.fla_backend import fla_installed
 from .recorder import KernelPatch
 
 

@@ -10,7 +10,7 @@ class CaptureSettings:
     """routing:        per MoE layer and token, top-k ids/weights and router summaries.
     router_logits:     also keep the full router logits [tokens, experts] (large: E x 2 bytes per token/layer).
     deltanet:          per DeltaNet layer and token, head-aggregated state norm, decay, beta, half-life; per head
-                       a per-sequence summary; state recall of planted pairs (see capture/deltanet.py).
+                       a per-sequence summary; state recall of planted pairs (see capture/deltanet/).
     deltanet_heads:    "aggregate" (per-head rows only every deltanet_head_stride tokens) or "per_head" (every token).
     deltanet_head_stride: per-head rows at positions divisible by N (0 = never; ignored with "per_head").
     state_snapshots:   token positions (negative: from the end of each prefill) at which to keep each head's
@@ -89,7 +89,7 @@ class CaptureSettings:
         still load elsewhere): deltanet_path='fla' needs flash-linear-attention and a CUDA device."""
         if self.deltanet_path != "fla":
             return
-        from .deltanet.patch import fla_installed
+        from ..ops.state_norms.fla_backend import fla_installed
 
         if not fla_installed():
             raise ValueError("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "

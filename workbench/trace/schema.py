@@ -192,7 +192,7 @@ RETRIEVAL_COLUMNS = (
     ),
 )
 
-# DeltaNet state (capture/deltanet.py): the Gated DeltaNet layers' recurrent state S (K x V per value head),
+# DeltaNet state (capture/deltanet/): the Gated DeltaNet layers' recurrent state S (K x V per value head),
 # updated per token as S_t = exp(g_t) S_{t-1} + k_t delta_t^T, delta_t = beta_t (v_t - exp(g_t) S_{t-1}^T k_t).
 DELTANET_LAYER = Column("layer", pa.int16(), "Decoder-layer index of the Gated DeltaNet layer.")
 DELTANET_COLUMNS = (

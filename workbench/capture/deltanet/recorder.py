@@ -27,24 +27,16 @@ model's own fla recursion returned) and, once the kernel has returned, decompose
 query rows over the spans (ops.span_contribution). Recall readouts also give retention against the readout right
 after each key's write (ops.state_norms.retention_metrics).
 
-Kimi Delta Attention (decay per key channel) always takes the torch path: `chunked_kda_state_stats` (the per-channel
-chunk identity) for norms, `kda_readouts_from_chunk_states` for recall and snapshots.
-
-Paths (settings.deltanet_path): "torch" = `chunked_state_stats`, a Python loop over 64-token chunks (CPU
-default, matches the fp64 scan to 1e-4); "fla" = the chunk-start states h and corrected values v_new that the
-model's own fla kernel computes: capture also wraps fla's chunk recursion (`chunk_gated_delta_rule_fwd_h` in
-fla.ops.gated_delta_rule.chunk), takes h and v_new as they come out of it, and computes every per-token norm
-with `state_norms_from_chunk_states`, batched over all chunks (no second recursion, no loop). h is in the
-kernel's dtype (bf16 in a bf16 model), so these are the norms of the states the model itself reads. When the
-model's kernel does not run that recursion (transformers' torch fallback, another fla backend), the states
-are recomputed with fla's kernel on fp32 WY inputs ("fla-recompute", ops/state_norms/fla_states.py). "auto" =
-fla for prefill on CUDA when fla imports and passes its calibration, else torch. Decode steps always use
-the torch path (one token, a handful of small ops). `DeltaNetCapture.path` says which ran.
+Paths (settings.deltanet_path; ops/state_norms/dispatch.py runs them): "torch", a loop over 64-token chunks (CPU
+default; Kimi Delta Attention always); "fla", the chunk-start states h and corrected values v_new the model's own
+fla kernel computes (capture also wraps fla's chunk recursion, `chunk_gated_delta_rule_fwd_h`, and takes them as
+they come out: no second recursion; h in the kernel's dtype, so these are the norms of the states the model reads);
+"fla-recompute" where the model's kernel does not run that recursion. "auto" = fla for prefill on CUDA when fla
+imports and calibrates, else torch; decode steps always torch. `DeltaNetCapture.path` says which ran.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import sys
 from dataclasses import dataclass
@@ -53,24 +45,16 @@ import torch
 
 from ...adapters import LINEAR_ATTENTION
 from ...adapters.upstream import kernel_signature
-from ...ops.state_norms import chunked_state_stats, gate_stats, state_norms_from_chunk_states, state_spectrum
-from ...ops.state_norms import fla_states
-from ...ops.state_norms.kda_chunked import chunked_kda_state_stats
-from ...ops.state_norms.kda_readout import kda_readouts_from_chunk_states
+from ...ops.state_norms import fla_states, state_spectrum
+from ...ops.state_norms.dispatch import call_state_stats, state_path
+from ...ops.state_norms.fla_backend import fla_chunk_module, kernel_states
 from ...trace.deltanet_tables import batch_deltanet_tables, deltanet_tables
 from ..records import DeltaNetCapture
 from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, removed_on_error
 from ..settings import CaptureSettings
 from ..transfer import stack_layers, to_host
+from .assembly import AGGREGATES, PER_HEAD, RECALL_FIELDS, SEGMENT_SUMS, call_record
 from .contribution import ContributionRequest, call_contributions, contribution_request
-from .patch import fla_chunk_module, fla_for, kernel_states
-
-AGGREGATES = ("state_norm_mean", "state_norm_max", "decay_mean", "log_decay_min", "beta_mean", "beta_max",
-              "half_life_mean", "half_life_max")
-PER_HEAD = ("state_norm", "log_decay", "beta", "half_life")
-RECALL_FIELDS = ("recall_rel_err", "recall_cos", "recall_retention_cos", "recall_retention_ratio")
-SEGMENT_SUMS = ("state_norm_sum", "state_norm_max", "decay_sum", "beta_sum", "log_decay_sum")
-
 
 
 @dataclass
@@ -259,7 +243,7 @@ class DeltaNetRecorder:
             if call is not None:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()  # state_v_first, chunk_size, cu_seqlens as the recursion saw them
-                states = kernel_states(call, bound.arguments, result)
+                states = kernel_states(call.value, bound.arguments, result)
                 if states is not None:
                     self._awaiting_states = None
                     with torch.no_grad():
@@ -283,21 +267,9 @@ class DeltaNetRecorder:
             use_qk_l2norm=bool(arguments.get(names.qk_l2norm, False)),
         )
 
-    # --- statistics --------------------------------------------------------------------------------
+    # --- statistics ---------------------------------------------------------------------------------
     def path_for(self, call: KernelCall) -> str:
-        requested = self.settings.deltanet_path
-        if self.decay == "per_key_channel":  # fla's chunk states are read for the gated delta rule only
-            if requested == "fla":
-                raise RuntimeError("deltanet_path='fla' reads Gated DeltaNet chunk states; KDA runs the torch path")
-            return "torch"
-        if call.kind != "chunk" or requested == "torch":
-            return "torch"
-        fwd_h, detail = fla_for(call.value.device)
-        if fwd_h is None:
-            if requested == "fla":
-                raise RuntimeError(f"deltanet_path='fla' but {detail}")
-            return "torch"
-        return "fla"
+        return state_path(self.settings.deltanet_path, self.decay, call.kind, call.value.device)
 
     def _recall_pairs_for(self, call: KernelCall, seq_len: int) -> torch.Tensor | None:
         pairs = self.recall_pairs
@@ -316,98 +288,20 @@ class DeltaNetRecorder:
         if parts is not None:
             self._contributions.setdefault(call.layer, []).append(parts)
 
-    def _state_stats(self, call: KernelCall, path: str, pairs, snaps: list[int], states=None):
-        """StateStats of one call (state_norm [B, T, H], recall and snapshots when asked) on its device.
-        states: (kernel keys, h, v_new, chunk size) from the model's own fla recursion (path "fla")."""
-        if self.decay == "per_key_channel":  # KDA: norms by the chunk identity, readouts from its chunk states
-            chunk_size, readouts = min(64, call.value.shape[1]), pairs is not None or bool(snaps)
-            stats = chunked_kda_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state,
-                                            chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm,
-                                            return_chunk_states=readouts or self._wants_contribution(call))
-            call.v_new = stats.v_new if self._wants_contribution(call) else None
-            if not readouts:
-                return stats
-            extra = kda_readouts_from_chunk_states(call.key, call.value, call.g, stats.chunk_states, stats.v_new,
-                                                   pairs, snaps, chunk_size=chunk_size, use_qk_l2norm=call.use_qk_l2norm)
-            return dataclasses.replace(stats, **extra)
-        if states is not None:
-            kn, h, v_new, chunk_size = states
-            call.v_new = v_new if self._wants_contribution(call) else None
-            return state_norms_from_chunk_states(kn, call.g, h.transpose(1, 2), v_new, call.value, pairs, snaps,
-                                                 chunk_size=chunk_size, use_qk_l2norm=False, snapshot_spectrum=False)
-        if path == "fla-recompute":
-            fwd_h, g_scale = fla_for(call.value.device)
-            states, v_new = fla_states.chunk_states_from_kernel(
-                fwd_h, call.key, call.value, call.g, call.beta, call.initial_state, g_scale, call.use_qk_l2norm)
-            call.v_new = v_new if self._wants_contribution(call) else None
-            return state_norms_from_chunk_states(call.key, call.g, states, v_new, call.value, pairs, snaps,
-                                                 chunk_size=fla_states.CHUNK_SIZE, use_qk_l2norm=call.use_qk_l2norm,
-                                                 snapshot_spectrum=False)
-        wanted = self._wants_contribution(call)
-        stats = chunked_state_stats(call.query, call.key, call.value, call.g, call.beta, call.initial_state, pairs,
-                                    snaps, chunk_size=min(64, call.value.shape[1]), use_qk_l2norm=call.use_qk_l2norm,
-                                    snapshot_spectrum=False, return_chunk_states=wanted)
-        call.v_new = stats.v_new if wanted else None
-        return stats
-
     def _observe(self, call: KernelCall, path: str, states=None) -> None:
-        """One record per call: per-row aggregates, per-head rows, segment sums, recall, snapshots."""
+        """One record per call (capture/deltanet/assembly.py): per-row aggregates, per-head rows, segment sums,
+        recall, snapshots."""
         call.observed = True
-        B, T, H = call.g.shape[:3]
+        T = call.g.shape[1]
         pairs = self._recall_pairs_for(call, T)
         snaps = _snapshot_locals(self.settings.state_snapshots, call, T)
-        stats = self._state_stats(call, path, pairs, snaps, states)
-        g, beta = call.g.float(), call.beta.float()  # [B, T, H] (KDA: g [B, T, H, K])
-        if g.dim() == 4:
-            g = g.mean(-1)  # KDA: mean log decay over key channels (geometric-mean decay factor)
-        gates = gate_stats(g, beta)
-        norm = stats.state_norm  # [B, T, H] fp32
-        record = {"path": path, "rows": B * T, "positions": (call.start + torch.arange(T)).repeat(B)}
-        for name, x, extreme in (("state_norm", norm, "max"), ("beta", beta, "max"),
-                                 ("half_life", gates.half_life, "max")):  # each [B, T, H] -> [B*T] over heads
-            record[f"{name}_mean"] = x.mean(-1).reshape(-1)
-            record[f"{name}_{extreme}"] = x.amax(-1).reshape(-1)
-        record["decay_mean"] = gates.decay.mean(-1).reshape(-1)
-        record["log_decay_min"] = g.amin(-1).reshape(-1)  # the fastest-forgetting head's g: exp() on read
-        # per-head rows: every token ("per_head") or positions divisible by the stride
-        stride = 1 if self.settings.deltanet_heads == "per_head" else self.settings.deltanet_head_stride
-        if stride:
-            first = (-call.start) % stride  # first sampled token of this call; may lie past a short call's end
-            local = torch.arange(first, max(first, T), stride)  # empty then (a decode step between samples)
-            record["head_rows"] = (torch.arange(B)[:, None] * T + local[None, :]).reshape(-1)
-            for name, x in zip(PER_HEAD, (norm, g, beta, gates.half_life)):
-                record[f"head_{name}"] = x[:, first::stride].reshape(-1, H)
-        else:
-            record["head_rows"] = torch.zeros(0, dtype=torch.long)
-            for name in PER_HEAD:
-                record[f"head_{name}"] = norm.new_zeros(0, H)
-        # one segment per batch row: sums over its real tokens (per-sequence head summaries combine them)
-        lengths = [T] * B
-        if self.row_lengths is not None and call.kind == "chunk" and call.start == 0 and len(self.row_lengths) == B:
-            lengths = [min(n, T) for n in self.row_lengths]  # right padding: row b's tokens are its first n_b
-        record["segments"] = torch.tensor([[b * T, b * T + n] for b, n in enumerate(lengths)], dtype=torch.long)
-        record["segment_tokens"] = torch.tensor(lengths, dtype=torch.long)
-        if all(n == T for n in lengths):
-            sums = (norm.sum(1), norm.amax(1), gates.decay.sum(1), beta.sum(1), g.sum(1))
-        else:  # row by row over its first n tokens: the same reductions as a batch-1 call of n tokens
-            per_row = [(norm[b, :n].sum(0), norm[b, :n].amax(0), gates.decay[b, :n].sum(0), beta[b, :n].sum(0),
-                        g[b, :n].sum(0)) for b, n in enumerate(lengths)]
-            sums = tuple(torch.stack(column) for column in zip(*per_row))
-        for name, x in zip(SEGMENT_SUMS, sums):
-            record[f"segment_{name}"] = x  # [B, H]
-        # recall: [P, B*T, H], NaN where not computed
-        if self.recall_pairs is not None:
-            record["recall_pairs"] = self.recall_pairs
-            P = self.recall_pairs.shape[0]
-            for name in RECALL_FIELDS:  # [B, P, T, H] -> [P, B*T, H]
-                value = None if pairs is None else getattr(stats, name)
-                record[name] = (norm.new_full((P, B * T, H), float("nan")) if value is None
-                                else value.transpose(0, 1).reshape(P, B * T, H))
-        record["snapshot_rows"] = (torch.arange(B)[:, None] * T + torch.tensor(snaps, dtype=torch.long)).reshape(-1)
-        if snaps:  # spectra are computed on the host at collect (an SVD per head is slow on the GPU)
-            record["snapshot_states"] = stats.snapshot_states.reshape(-1, *stats.snapshot_states.shape[2:])
-        else:
-            record["snapshot_states"] = norm.new_zeros(0, H, call.key.shape[-1], call.value.shape[-1])
+        stats, call.v_new = call_state_stats(
+            call.query, call.key, call.value, call.g, call.beta, call.initial_state, decay=self.decay, path=path,
+            pairs=pairs, snaps=snaps, use_qk_l2norm=call.use_qk_l2norm, want_v_new=self._wants_contribution(call),
+            states=states)
+        lengths = self.row_lengths if call.kind == "chunk" and call.start == 0 else None
+        record = call_record(stats, call.g, call.beta, call.start, path, self.settings, lengths, self.recall_pairs,
+                             pairs is not None, snaps, (call.key.shape[-1], call.value.shape[-1]))
         self._records.setdefault(call.layer, []).append(record)
 
     # --- collection --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Chunk-start states and corrected values from fla's chunk recursion, recomputed: the fallback of the fla path.
 
 During capture the fla path normally reads h and v_new straight from the model's own call of the recursion
-(capture/deltanet.py, `wrap_chunk_states`). This module is for when that call does not happen (the model runs
+(capture/deltanet/recorder.py, `wrap_chunk_states`). This module is for when that call does not happen (the model runs
 transformers' torch kernel or another fla backend, or a benchmark has bare inputs): it builds the recursion's
 inputs itself and runs fla's kernel once more ("fla-recompute").
 

@@ -1,6 +1,7 @@
-"""fla's chunk recursion: how the DeltaNet recorder sees the delta-rule kernels (it wraps their module globals with
-`KernelPatch`, capture/recorder.py). `fla_for` probes (once per device) whether fla's chunk recursion imports and passes
-its calibration; `kernel_states` reads the chunk-start states h and corrected values v_new out of one call of it.
+"""fla's gated-delta-rule chunk recursion as a backend of the state statistics: whether fla is installed, whether its
+chunk recursion imports and passes its calibration on a device (`fla_for`, probed once per device), the module whose
+global the DeltaNet recorder wraps to read the model's own chunk states (`fla_chunk_module`), and reading the
+chunk-start states h and corrected values v_new out of one call of it (`kernel_states`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib.util
 
 import torch
 
-from ...ops.state_norms import fla_states
+from . import fla_states
 
 _FLA: dict[str, tuple] = {}  # device -> (fwd_h, g_scale) after a successful calibration, or (None, reason)
 
@@ -50,12 +51,13 @@ def fla_chunk_module():
     return module if hasattr(module, fla_states.FLA_FWD_H_NAME) else None
 
 
-def kernel_states(call, arguments: dict, result) -> tuple | None:
+def kernel_states(value: torch.Tensor, arguments: dict, result) -> tuple | None:
     """(kernel keys [B, T, Hk, K], h [B, N, Hv, K, V], v_new [B, T, Hv, V], chunk size) from one call of fla's
-    chunk recursion, or None when it is not the recursion of `call` in the layout the norms read (value-first
-    states, packed varlen sequences, another shape): the caller then recomputes the states itself."""
+    chunk recursion (its bound `arguments` and its `result`), or None when it is not the recursion of the kernel
+    call whose values are `value` [B, T, Hv, V] in the layout the norms read (value-first states, packed varlen
+    sequences, another shape): the caller then recomputes the states itself."""
     k, (h, v_new) = arguments["k"], result[:2]
-    B, T, Hv, V = call.value.shape
+    B, T, Hv, V = value.shape
     chunk_size = arguments.get("chunk_size", fla_states.CHUNK_SIZE)
     N = -(-T // chunk_size)
     if arguments.get("state_v_first") or arguments.get("cu_seqlens") is not None or v_new is None:
