@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from .adapters.facts import model_facts
 from .capture import CaptureSettings, SequenceInfo, capture
 from .loading import LoadedModel
 from .prompts import Prompt
@@ -65,17 +66,13 @@ def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records:
                  **extra) -> dict:
     """The run manifest every writer of a run commits (see README: trace folder layout)."""
     model, adapter = loaded.model, loaded.adapter
-    routers = adapter.routers(model)
     return {
         "schema_version": SCHEMA_VERSION,
         "started": started.isoformat(),
         "finished": datetime.now(timezone.utc).isoformat(),
         "model": loaded.describe(),
         "family": adapter.name,
-        "layer_kinds": adapter.layer_kinds(model.config),
-        "moe_layers": sorted(routers),
-        "num_experts": next((int(r.num_experts) for r in routers.values() if hasattr(r, "num_experts")), None),
-        "router_scoring": adapter.router.scoring if adapter.router is not None else None,
+        **model_facts(adapter, model, mtp_layers=1 if settings.mtp else 0),  # what pages read (adapters/facts.py)
         "capture": settings.to_dict(),
         "tokenizer": _tokenizer_facts(loaded.tokenizer),
         "prompts": prompt_records,

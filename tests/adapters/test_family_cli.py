@@ -5,6 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from workbench.adapters.facts import model_facts
+from workbench.analysis.facts import RunFacts, run_facts
 from workbench.cli import app
 from workbench.adapters.tiny import FAMILY_CONFIGS
 from workbench.trace import open_trace
@@ -34,6 +36,9 @@ def test_cli_traces_every_family(family, family_checkpoints, tmp_path):
     num_tokens = trace.read("tokens").num_rows
     moe_layers = sorted(adapter.routers(model))
     assert manifest["moe_layers"] == moe_layers
+    assert run_facts(manifest) == RunFacts(manifest["layer_kinds"], manifest["layer_labels"],  # as the pages read them
+                                           manifest["num_experts"], manifest["top_k"], manifest["heads"])
+    assert manifest["heads"] == model_facts(adapter, model)["heads"] and manifest["layer_labels"][0].startswith("L0 ")
     if moe_layers:
         assert {"routing", "router_logits"} <= tables
         assert trace.read("routing").num_rows == num_tokens * len(moe_layers)

@@ -2,6 +2,8 @@
 on the trunk's own hidden states, the MTP layer's routing joins the routing table under layer num_hidden_layers, and
 every hook is gone after exit and after an error."""
 
+import json
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -97,3 +99,5 @@ def test_cli_traces_mtp(mtp_checkpoint, tmp_path):
     n, lo, hi = rows.fetchall()[0]
     tokens = con.sql(f"select count(*) from read_parquet('{out}/tokens/**/*.parquet')").fetchall()[0][0]
     assert (n, lo, hi) == (tokens - 1, 0, tokens - 2)
+    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    assert manifest["layer_labels"][-1] == "MTP" and len(manifest["layer_labels"]) == len(manifest["layer_kinds"]) + 1

@@ -20,7 +20,7 @@ from .registry import (
     unregister,
 )
 
-_INFRASTRUCTURE = {"base", "layer_kinds", "registry", "tiny", "upstream"}
+_INFRASTRUCTURE = {"base", "facts", "layer_kinds", "registry", "tiny", "upstream"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE:
         importlib.import_module(f"{__name__}.{_module.name}")  # each family file calls register() once

@@ -108,6 +108,8 @@ class LinearAttentionSite:
     decay:       shape of the log decay g the kernel receives: "per_head" g [B, T, H] (Gated DeltaNet: one decay
                  per value head and token), "per_key_channel" g [B, T, H, K] (Kimi Delta Attention: one decay per
                  key channel). g <= 0; decay factor exp(g); half-life ln2 / -g tokens.
+    label:       what the layer kind is called on pages and axes ("DeltaNet", "KDA").
+    key_heads, value_heads: attributes of the block holding its key and value head counts.
     """
 
     path: str = "linear_attn"
@@ -115,6 +117,9 @@ class LinearAttentionSite:
     recurrent_kernel: str = "torch_recurrent_gated_delta_rule"
     arguments: KernelArguments = field(default_factory=KernelArguments)
     decay: str = "per_head"
+    label: str = "DeltaNet"
+    key_heads: str = "num_k_heads"
+    value_heads: str = "num_v_heads"
 
     def __post_init__(self):
         if self.decay not in DECAY_SHAPES:

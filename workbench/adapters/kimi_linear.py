@@ -17,6 +17,9 @@ KIMI_LINEAR = register(
             chunk_kernel="chunk_kimi_delta_attention",
             recurrent_kernel="recurrent_kimi_delta_attention",
             decay="per_key_channel",
+            label="KDA",
+            key_heads="num_heads",  # one key head per value head
+            value_heads="num_heads",
         ),
         captures="routing (sigmoid + bias, grouped top-k); MLA attention stats; KDA state (decay per key channel)",
     )

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.analysis.db import Scope, TraceDB
+from workbench.analysis.facts import run_facts
 from workbench.trace import TraceFolderError
 
 ALL = "all"
@@ -78,12 +79,10 @@ def sidebar() -> None:
     manifest = manifests.get(st.session_state.get("run_id")) or manifests[first]
     prompt_labels = sorted({p.get("label") for p in manifest["prompts"] if p.get("label")})
     st.sidebar.selectbox("Prompt label", [ALL, *prompt_labels], key="label")
-    kinds = manifest.get("layer_kinds", [])
-    st.sidebar.multiselect("Layers (none = all)", list(range(len(kinds))), key="layers",
-                           format_func=lambda i: f"L{i} {'attention' if kinds[i] == 'full_attention' else 'DeltaNet'}")
-    config = manifest["model"].get("config", {})
-    heads = max(int(config.get("num_attention_heads") or 0), int(config.get("linear_num_value_heads") or 0))
-    st.sidebar.selectbox("Head", [ALL, *range(heads)], key="head")
+    facts = run_facts(manifest)
+    st.sidebar.multiselect("Layers (none = all)", list(range(len(facts.layer_labels))), key="layers",
+                           format_func=facts.label)
+    st.sidebar.selectbox("Head", [ALL, *range(facts.max_heads)], key="head")
     longest = _longest_sequence(path, manifest["run_id"])
     st.sidebar.slider("Positions [from, to)", 0, longest, (0, longest), key="positions")
     st.session_state["positions_all"] = (0, longest)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from workbench.analysis import deltanet, routing, routing_structure
+from workbench.analysis.facts import run_facts
 from workbench.app.figures.views import agreement_figure, load_difference_heatmap, state_difference_figure
 from workbench.app.state import query, require_run, scope_of, show
 
@@ -26,7 +27,7 @@ scope_b = scope_of(run_b)
 st.caption(f"A = {scope.run_id}, B = {run_b}; tokens are matched on (sequence id, position, token id).")
 if "routing" in tables_b and "routing" in manifest.get("tables", []):
     show(agreement_figure(query(routing_structure.run_agreement, scope, run_b)), "routing agreement")
-    experts = manifest["model"].get("config", {}).get("num_experts")
+    experts = run_facts(manifest).num_experts
     show(load_difference_heatmap(query(routing.expert_load, scope, experts), query(routing.expert_load, scope_b, experts)),
          "load difference")
 else:

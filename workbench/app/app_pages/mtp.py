@@ -3,6 +3,7 @@ overlaps the trunk's (table `mtp`, `workbench trace --mtp`)."""
 
 import streamlit as st
 
+from workbench.analysis.facts import run_facts
 from workbench.analysis.mtp import acceptance_by_label, acceptance_by_length, acceptance_by_position, mtp_routing_overlap
 from workbench.app.figures.mtp import acceptance_bars, routing_overlap_bars
 from workbench.app.state import query, require_run, show
@@ -28,9 +29,9 @@ with columns[0]:
 with columns[1]:
     show(acceptance_bars(query(acceptance_by_length, scope), "length", "Draft acceptance by context length",
                          "sequence length (tokens)"), "mtp by length")
-config = manifest.get("model", {}).get("config", {})
-mtp_layer = config.get("num_hidden_layers")
+facts = run_facts(manifest)
+mtp_layer = len(facts.layer_kinds) if facts.layer_kinds else None  # the MTP layer's routing rows: after the trunk's
 if mtp_layer is not None and db.has("routing"):
-    experts, k = config.get("num_experts"), config.get("num_experts_per_tok")
+    experts, k = facts.num_experts, facts.top_k
     chance = k / (2 * experts - k) if experts and k else None
     show(routing_overlap_bars(query(mtp_routing_overlap, scope, mtp_layer), mtp_layer, chance), "mtp routing overlap")

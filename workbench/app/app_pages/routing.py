@@ -4,6 +4,7 @@ positions, vocabulary specialisation, co-activation and layer-to-layer transitio
 import streamlit as st
 
 from workbench.analysis import balance, routing, routing_structure
+from workbench.analysis.facts import run_facts
 from workbench.app.figures.common import layer_label, quantile_boxes
 from workbench.app.figures.routing import (
     balance_figure,
@@ -22,7 +23,7 @@ db, manifest, scope = require_run()
 if not db.has("routing") or "routing" not in manifest.get("tables", []):
     empty_state("routing", "trace with `workbench trace` (routing is always captured for MoE models).", db)
     st.stop()
-experts = manifest["model"].get("config", {}).get("num_experts")
+experts = run_facts(manifest).num_experts
 load = query(routing.expert_load, scope, experts)
 if load.empty:
     st.info("No routing rows match the sidebar filters.")
