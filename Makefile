@@ -12,8 +12,9 @@ CPU_TORCH := torch==2.13.0 triton==3.9.0
 # and the newest (pyproject.toml's range and workbench/adapters/upstream.py's TESTED_RELEASES say the same).
 COMPAT_RELEASES ?= 5.17.0 5.25.0
 COMPAT_DIR ?= $(or $(TMPDIR),/tmp)/workbench-compat
-# What touches transformers' internals: the adapters, every capture kind, the MTP head, and `workbench doctor`.
-COMPAT_TESTS ?= tests/adapters tests/capture tests/mtp tests/test_doctor.py
+# What touches transformers' internals: the adapters, every capture kind, the ops compared with transformers' own
+# kernels, the MTP head, and `workbench doctor`.
+COMPAT_TESTS ?= tests/adapters tests/capture tests/ops tests/mtp tests/test_doctor.py
 TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
 SHIPPED ?= datasets/nano

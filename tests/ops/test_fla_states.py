@@ -85,6 +85,7 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
     stand-in) but the model runs transformers' torch kernel: the states are recomputed with that kernel
     ("fla-recompute"); decode uses the torch path; the norms equal deltanet_path='torch'."""
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.capture.kernel_device as kernel_device
     import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
@@ -101,6 +102,9 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
 
     reference = run("torch")
     monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    # the stand-in is fla on CPU tensors: where fla is really installed, the capture's device rule would send CPU
+    # tensors past it to the torch reference (capture/kernel_device.py), so the rule is off for this simulation
+    monkeypatch.setattr(kernel_device, "fla_installed", lambda: False)
     fast = run("auto")
     assert reference.path == "torch" and fast.path == "fla-recompute+torch"
     for name in ("head_state_norm", "state_norm_mean", "snapshot_top_sv"):
@@ -134,6 +138,7 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
     import types
 
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.capture.kernel_device as kernel_device
     import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
@@ -161,6 +166,9 @@ def test_capture_reads_the_chunk_states_of_the_models_own_fla_kernel(tiny_next, 
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
     monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
     monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    # the stand-in is fla on CPU tensors: where fla is really installed, the capture's device rule would send CPU
+    # tensors past it to the torch reference (capture/kernel_device.py), so the rule is off for this simulation
+    monkeypatch.setattr(kernel_device, "fla_installed", lambda: False)
     with torch.inference_mode():
         plain_logits = tiny_next(input_ids=ids, use_cache=False).logits
     recursion_calls.clear()
@@ -183,6 +191,7 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
     import types
 
     import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
+    import workbench.capture.kernel_device as kernel_device
     import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
     from workbench.capture import CaptureSettings, capture
 
@@ -207,6 +216,9 @@ def test_kernel_states_in_another_layout_are_recomputed_not_misread(tiny_next, m
                         _fla_like(modeling.torch_chunk_gated_delta_rule, fla_chunk))
     monkeypatch.setattr(deltanet, "fla_chunk_module", lambda: fla_chunk)
     monkeypatch.setattr(dispatch, "fla_for", lambda device: (fwd_h_stand_in, 1.0))
+    # the stand-in is fla on CPU tensors: where fla is really installed, the capture's device rule would send CPU
+    # tensors past it to the torch reference (capture/kernel_device.py), so the rule is off for this simulation
+    monkeypatch.setattr(kernel_device, "fla_installed", lambda: False)
     fast = run("auto")
     assert fast.path == "fla-recompute"
     assert ((fast.head_state_norm - reference.head_state_norm).abs().max()

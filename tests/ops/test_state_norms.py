@@ -105,8 +105,10 @@ def test_chunked_fp64_matches_naive_to_roundoff(case):
 @pytest.mark.parametrize("case", CASES[1:5], ids=case_id)
 def test_chunked_output_equals_transformers_kernel(case):
     (q, k, v, g, beta), state, _, _ = make_case(**case)
+    groups = case["Hv"] // case["Hk"]  # value head h reads key head h // groups; transformers before 5.25 expands
+    qe, ke = q.repeat_interleave(groups, 2), k.repeat_interleave(groups, 2)  # the keys so before its kernel
     o_ref, state_ref = torch_chunk_gated_delta_rule(
-        q, k, v, g, beta, chunk_size=case["C"], initial_state=state,
+        qe, ke, v, g, beta, chunk_size=case["C"], initial_state=state,
         output_final_state=True, use_qk_l2norm_in_kernel=True,
     )
     got = chunked_state_stats(q, k, v, g, beta, state, chunk_size=case["C"])
