@@ -16,7 +16,7 @@ from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings
 from workbench.cli import app
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.trace import open_trace
 from workbench.tracing import trace_prompts
 

@@ -76,8 +76,8 @@ def trace(
     from .adapters import UnsupportedArchitecture
     from .capture import CaptureError, CaptureSettings
     from .loading import ModelNotAvailable, check_load_options, load_model
-    from .prompts import PromptFileError, prompt_from_text, read_prompts
-    from .spans import SpanError
+    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
+    from .inputs.spans import SpanError
     from .trace import TraceFolderError
     from .trace.folder import check_for_append
     from .tracing import TraceInterrupted, trace_prompts

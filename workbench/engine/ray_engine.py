@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from ..capture import CaptureSettings
-from ..prompts import Prompt
+from ..inputs.prompts import Prompt
 from ..trace.folder import prepare_for_append
 from ..trace.writer import check_resumable, new_run_id, read_manifest, remove_if_empty_trace
 from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from ..analysis.retrieval import copy_hits, retrieval_scores
 from ..capture import CaptureSettings, capture
 from ..loading import LoadedModel
-from ..prompts import Prompt
-from ..spans import parse_spans, spans_to_tokens, token_offsets
+from ..inputs.prompts import Prompt
+from ..inputs.spans import parse_spans, spans_to_tokens, token_offsets
 from ..trace import TraceWriter
 from ..trace.attention_tables import retrieval_table, spans_table
 from ..trace.tables import tokens_table

@@ -29,7 +29,7 @@ from ..capture import CaptureSettings
 from ..loading import LoadedModel
 from ..nano import data
 from ..nano.evaluate import ROUTING_PARAMS
-from ..prompts import Prompt
+from ..inputs.prompts import Prompt
 from ..trace import TraceWriter
 from ..trace.schema import table_schema
 from ..tracing import run_manifest, trace_prompts
