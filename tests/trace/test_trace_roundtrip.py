@@ -91,7 +91,7 @@ def test_append_keeps_first_run_intact(loaded, tmp_path):
 
 def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
     """The second prompt fails after the first one's rows were already written to staging (one row per file), before
-    the run's first part was committed (tests/test_tracing_parts.py: what a later failure keeps)."""
+    the run's first part was committed (tests/tracing/test_parts_and_resume.py: what a later failure keeps)."""
     import functools
 
     import workbench.tracing.orchestrator

@@ -5,7 +5,7 @@ tokenised as the run reaches it: `batches`) are grouped so that rows x longest r
 batch runs as one right-padded forward with no attention mask. Padding never changes a real token's values: every
 layer is causal (attention row t reads keys <= t; the DeltaNet recurrence S_t = f(S_{t-1}, token t) and its causal
 conv read tokens <= t; routing, norms and MLPs are per token), and padding sits after the last real token of its
-row, so the real tokens compute exactly what they compute at batch 1 (tests/test_tracing_batches.py compares every
+row, so the real tokens compute exactly what they compute at batch 1 (tests/tracing/test_batching.py compares every
 table against batch-1 traces). Rotary positions are 0..T-1 in every row, as at batch 1. The padding's own rows are
 cut off before any table is built (SequenceInfo.rows). Prompts a recorder cannot batch (DeltaNet recall pairs,
 snapshots counted from the end; a recorder without `begin_batch`) run alone.
