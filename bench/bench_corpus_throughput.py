@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from workbench.capture import CaptureSettings
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.tracing import batches, padded_ids, trace_prompts
 
 MODES = {"routing": CaptureSettings(),

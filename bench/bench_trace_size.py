@@ -14,7 +14,7 @@ import torch
 
 from workbench.adapters import get_adapter
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.testing.toy import TINY_DIMS, build_model, byte_tokenizer, qwen3_next_config
 from workbench.trace import open_trace
 from workbench.tracing import trace_prompts

@@ -19,7 +19,7 @@ import sys
 from workbench.capture import CaptureError
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.mtp_acceptance import acceptance_report, nano_domain_prompts, trace_mtp
-from workbench.prompts import read_prompts
+from workbench.inputs.prompts import read_prompts
 
 
 def main(argv=None) -> None:

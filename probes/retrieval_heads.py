@@ -18,7 +18,7 @@ import json
 
 from workbench.analysis.retrieval import top_retrieval_heads
 from workbench.probes import add_model_arguments, load_from_arguments
-from workbench.prompts import Prompt, read_prompts
+from workbench.inputs.prompts import Prompt, read_prompts
 from workbench.probes.retrieval import trace_retrieval
 from workbench.trace import open_trace
 

@@ -16,7 +16,7 @@ import argparse
 
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.routing_specialization import nano_domain_prompts, run_specialization
-from workbench.prompts import read_prompts
+from workbench.inputs.prompts import read_prompts
 
 
 def main(argv=None) -> None:

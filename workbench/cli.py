@@ -75,9 +75,9 @@ def trace(
     """Trace prompts through a model and append one run to OUT."""
     from .adapters import UnsupportedArchitecture
     from .capture import CaptureError, CaptureSettings
+    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
+    from .inputs.spans import SpanError
     from .loading import ModelNotAvailable, check_load_options, load_model
-    from .prompts import PromptFileError, prompt_from_text, read_prompts
-    from .spans import SpanError
     from .trace import TraceFolderError
     from .trace.folder import check_for_append
     from .tracing import TraceInterrupted, trace_prompts
@@ -106,9 +106,10 @@ def trace(
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
         check_for_append(out)  # check the folder (creating nothing) before spending time on the model
         if resume is not None:
-            from .trace.writer import check_resumable, read_manifest
+            from .trace.writer import read_manifest
+            from .tracing import check_resume
 
-            check_resumable(out, resume, read_manifest(out, resume) if out.is_dir() else None)
+            check_resume(out, resume, read_manifest(out, resume) if out.is_dir() else None)
         if engine == "ray":
             from .engine.ray_engine import trace_with_ray
 

@@ -13,7 +13,7 @@ from workbench.capture.deltanet.contribution import ContributionRequest
 from workbench.capture.recorder import SequenceInfo
 from workbench.ops.span_contribution import naive_span_contributions
 from workbench.ops.state_norms import chunked_state_stats
-from workbench.spans import TokenSpan
+from workbench.inputs.spans import TokenSpan
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TOL = 1e-4

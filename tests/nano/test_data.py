@@ -247,7 +247,7 @@ def test_shipped_prompt_files_are_current_and_valid(tmp_path):
     import sys
     from pathlib import Path
 
-    from workbench.prompts import read_prompts
+    from workbench.inputs.prompts import read_prompts
 
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, str(root / "probes" / "write_prompts.py"), "--out", str(tmp_path)], check=True,

@@ -7,7 +7,7 @@ import torch
 from workbench.adapters import get_adapter
 from workbench.analysis.retrieval import copy_hits
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.probes.retrieval import copy_with_attention, trace_retrieval
 from workbench.trace import open_trace
 

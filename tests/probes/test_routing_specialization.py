@@ -62,7 +62,7 @@ def test_probe_end_to_end_on_a_tiny_model(tiny_next, tokenizer, tmp_path):
     from workbench.adapters import adapter_for_config
     from workbench.loading import LoadedModel
     from workbench.probes.routing_specialization import run_specialization
-    from workbench.prompts import Prompt
+    from workbench.inputs.prompts import Prompt
     from workbench.trace import open_trace
 
     loaded = LoadedModel(tiny_next, tokenizer, adapter_for_config(tiny_next.config), "tiny", "tiny", None)

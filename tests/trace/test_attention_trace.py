@@ -10,9 +10,9 @@ from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings, capture
 from workbench.cli import app
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.trace import open_trace
-from workbench.spans import encode
+from workbench.inputs.spans import encode
 from workbench.tracing import trace_prompts
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -10,9 +10,9 @@ import torch
 from workbench.capture import CaptureSettings, capture
 from workbench.loading import LoadedModel
 from workbench.adapters import get_adapter
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.trace import SCHEMA_VERSION, TraceFolderError, TraceWriter, open_trace
-from workbench.spans import encode
+from workbench.inputs.spans import encode
 from workbench.tracing import trace_prompts
 
 PROMPTS = [Prompt("p0", "hello world, hello routers", "prose"), Prompt("p1", "x = [1, 2, 3]", None)]
@@ -91,10 +91,10 @@ def test_append_keeps_first_run_intact(loaded, tmp_path):
 
 def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
     """The second prompt fails after the first one's rows were already written to staging (one row per file), before
-    the run's first part was committed (tests/test_tracing_parts.py: what a later failure keeps)."""
+    the run's first part was committed (tests/tracing/test_parts_and_resume.py: what a later failure keeps)."""
     import functools
 
-    import workbench.tracing
+    import workbench.tracing.orchestrator
 
     trace_prompts(loaded, PROMPTS[:1], tmp_path, progress=False)
     before = _files_snapshot(tmp_path)
@@ -107,7 +107,8 @@ def test_error_mid_run_leaves_folder_untouched(loaded, tmp_path, monkeypatch):
         staged.extend(writer._staging.rglob("*.parquet"))
 
     monkeypatch.setattr(TraceWriter, "_flush", flush_and_note)
-    monkeypatch.setattr(workbench.tracing, "TraceWriter", functools.partial(TraceWriter, rows_per_part=1))
+    monkeypatch.setattr(workbench.tracing.orchestrator, "TraceWriter",
+                        functools.partial(TraceWriter, rows_per_part=1))
     real_forward, calls = loaded.model.forward, []
 
     def second_call_fails(*args, **kwargs):

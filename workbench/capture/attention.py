@@ -14,7 +14,7 @@ layer kinds call full attention), for one forward call with Tq new tokens and Tk
      (`ops.attention_stats`, blockwise over keys, fp32).
 The model's attention output is the delegate's (sdpa or eager) unchanged; the previous implementation is
 restored by a handle that the capture context removes in `finally`.
-Assumes a pure causal mask. Right-padded batches (tracing.py, `begin_batch`): row b's first n_b tokens are its
+Assumes a pure causal mask. Right-padded batches (tracing/batching.py, `begin_batch`): row b's first n_b tokens are its
 prompt and the padding after them is never a key of a real query (causal), so the statistics of row b are computed
 on query[b, :, :n_b] and key[b, :, :n_b] with the row's own spans and query rows, exactly as for batch 1.
 """

@@ -62,7 +62,7 @@ class CaptureRun:
     def build_tables(self, records: dict, sequences: list[SequenceInfo]) -> dict[str, pa.Table]:
         """The tables of collected `records` (run.collect()) for every sequence of a batch, each table's rows in
         sequence order: a recorder with `batch_tables(record, sequences)` builds all rows at once, the others one
-        sequence at a time. Touches no device: tracing runs it on a background thread (tracing.py)."""
+        sequence at a time. Touches no device: tracing runs it on a background thread (tracing/pipeline.py)."""
         tables: dict[str, list] = {}
         for kind, record in records.items():
             recorder = self.recorders[kind]

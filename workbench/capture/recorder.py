@@ -34,7 +34,7 @@ class CaptureError(ValueError):
 @dataclass(frozen=True)
 class SequenceInfo:
     """What the next forward call reads: one prompt of `num_tokens` tokens and its named spans
-    (workbench.spans.TokenSpan). In a right-padded batch (tracing.py) the prompt is batch row `row` of a call of
+    (workbench.inputs.spans.TokenSpan). In a right-padded batch (tracing/batching.py) the prompt is batch row `row` of a call of
     `padded_tokens` tokens per row; its tokens are rows `rows` of a record's flattened [B * T] token axis."""
 
     seq_id: str

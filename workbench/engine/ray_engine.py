@@ -16,10 +16,10 @@ import uuid
 from pathlib import Path
 
 from ..capture import CaptureSettings
-from ..prompts import Prompt
+from ..inputs.prompts import Prompt
 from ..trace.folder import prepare_for_append
-from ..trace.writer import check_resumable, new_run_id, read_manifest, remove_if_empty_trace
-from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted
+from ..trace.writer import new_run_id, read_manifest, remove_if_empty_trace
+from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted, check_resume
 
 
 class TraceActor:
@@ -66,13 +66,9 @@ def trace_with_ray(model: str, load_options: dict, prompts: list[Prompt], out: s
     root_existed = out.exists()
     created = prepare_for_append(out)
     run_id, skipped = resume or new_run_id(), set()
-    if resume is not None:
-        manifest = read_manifest(out, resume)
-        check_resumable(out, resume, manifest)
-        if CaptureSettings.from_dict(manifest["capture"]) != settings or manifest.get("max_tokens") != max_tokens:
-            raise ValueError(f"run {resume} was traced with other capture options or --max-tokens; resume it with "
-                             "the same options")
-        skipped = {p["id"] for p in manifest["prompts"]}
+    if resume is not None:  # the driver loads no model: the replicas load the --model the CLI was given
+        skipped = check_resume(out, resume, read_manifest(out, resume), settings, max_tokens=max_tokens,
+                               prompts=prompts)
     todo = [p for p in prompts if p.id not in skipped]
     rows = [{"id": p.id, "text": p.text, "label": p.label or "", "extra": json.dumps(p.extra)} for p in todo]
     block = prompts_per_block or max(1, min(64, -(-len(rows) // (4 * replicas))))

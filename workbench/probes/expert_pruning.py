@@ -31,9 +31,8 @@ from ..loading import LoadedModel
 from ..nano import data
 from ..nano.evaluate import domain_stream, encode_for_exact_match
 from ..nano.tokenizer import PAD_ID
-from ..trace import TraceWriter
 from ..trace.schema import table_schema
-from ..tracing import run_manifest
+from ..tracing import write_probe_run
 
 CRITERIA = ("frequency", "reap", "random")
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5)
@@ -152,12 +151,9 @@ def write_pruning_run(loaded: LoadedModel, rows: list[dict], out: str | Path, pr
     """Append one run holding table `expert_pruning`; returns its run id."""
     started = datetime.now(timezone.utc)
     table = pa.Table.from_pylist(rows, schema=table_schema("expert_pruning"))
-    with TraceWriter(out) as writer:
-        writer.add("expert_pruning", table)
-        manifest = run_manifest(loaded, CaptureSettings(routing=False, expert_saliency=True), [], started,
-                                probe={"name": "expert_pruning", "intervention": "expert_mask", **probe})
-        writer.commit(manifest)
-    return writer.run_id
+    return write_probe_run(loaded, out, [("expert_pruning", table)],
+                           CaptureSettings(routing=False, expert_saliency=True), [], started,
+                           probe={"name": "expert_pruning", "intervention": "expert_mask", **probe}).run_id
 
 
 def best_criterion(rows: list[dict]) -> dict[float, str]:

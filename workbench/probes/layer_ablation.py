@@ -30,9 +30,8 @@ from ..capture import CaptureSettings
 from ..capture.recorder import remove_all
 from ..loading import LoadedModel
 from ..nano.data import gen_assoc_recall, gen_passkey
-from ..trace import TraceWriter
 from ..trace.schema import table_schema
-from ..tracing import run_manifest
+from ..tracing import write_probe_run
 from .long_context import answers_exact, heldout_rng, model_device, prompt_from_doc
 
 MODES = ("zero", "mean")
@@ -149,12 +148,11 @@ def run_layer_ablation(loaded: LoadedModel, out: str | Path, suites=(("passkey",
             bar.update()
     bar.close()
     table = pa.Table.from_pylist(rows, schema=table_schema("layer_ablation"))
-    with TraceWriter(out) as writer:
-        writer.add("layer_ablation", table)
-        writer.commit(run_manifest(loaded, CaptureSettings(routing=False), records, started, probe={
-            "name": "layer_ablation", "intervention": True, "suites": [list(s) for s in suites], "prompts": prompts,
-            "seed": seed, "modes": list(modes), "prompt_space": "nano-heldout"}))
-    return writer.run_id, table
+    run = write_probe_run(loaded, out, [("layer_ablation", table)], CaptureSettings(routing=False), records, started,
+                          probe={"name": "layer_ablation", "intervention": True, "suites": [list(s) for s in suites],
+                                 "prompts": prompts, "seed": seed, "modes": list(modes),
+                                 "prompt_space": "nano-heldout"})
+    return run.run_id, table
 
 
 def _kind_of(layers: list[int], kinds: list[str]) -> str | None:

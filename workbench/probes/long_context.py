@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..spans import TextSpan, TokenSpan, encode, spans_to_tokens, token_offsets
+from ..inputs.spans import TextSpan, TokenSpan, encode, spans_to_tokens, token_offsets
 
 
 def heldout_rng(suite: str, seed: int, index: int) -> random.Random:

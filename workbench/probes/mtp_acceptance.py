@@ -10,7 +10,7 @@ import pandas as pd
 from ..analysis.db import Scope, TraceDB
 from ..analysis.mtp import acceptance_by_label, acceptance_by_length, acceptance_by_position, mtp_routing_overlap
 from ..capture import CaptureSettings
-from ..prompts import Prompt
+from ..inputs.prompts import Prompt
 
 # one held-out suite per nano domain (workbench.nano.data.HELDOUT_SUITES), so the labels are the six domains
 NANO_DOMAIN_SUITES = ("passkey_1024", "assoc_recall_8pairs_512", "copy_16", "arithmetic_add", "code_256", "prose_512")

@@ -29,9 +29,8 @@ from ..capture import CaptureSettings, capture
 from ..capture.recorder import SequenceInfo
 from ..loading import LoadedModel
 from ..nano.data import gen_passkey
-from ..trace import TraceWriter
 from ..trace.schema import table_schema
-from ..tracing import run_manifest
+from ..tracing import write_probe_run
 from .long_context import ProbePrompt, answer_query_span, answers_exact, heldout_rng, model_device, prompt_from_doc
 
 NANO_LENGTHS = (512, 1024, 2048, 4096, 8192)
@@ -145,10 +144,7 @@ def run_needle_sweep(loaded: LoadedModel, out: str | Path, lengths=NANO_LENGTHS,
             cells.append((length, depth, sums))
     bar.close()
     table = sweep_table(cells, kinds)
-    with TraceWriter(out) as writer:
-        writer.add("needle_sweep", table)
-        manifest = run_manifest(loaded, settings, records, started, probe={
-            "name": "needle_sweep", "lengths": list(lengths), "depths": list(depths), "prompts": prompts,
-            "seed": seed, "prompt_space": "nano-heldout"})
-        writer.commit(manifest)
-    return writer.run_id, table
+    run = write_probe_run(loaded, out, [("needle_sweep", table)], settings, records, started, probe={
+        "name": "needle_sweep", "lengths": list(lengths), "depths": list(depths), "prompts": prompts,
+        "seed": seed, "prompt_space": "nano-heldout"})
+    return run.run_id, table

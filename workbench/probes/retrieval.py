@@ -21,13 +21,12 @@ from tqdm.auto import tqdm
 
 from ..analysis.retrieval import copy_hits, retrieval_scores
 from ..capture import CaptureSettings, capture
+from ..inputs.prompts import Prompt
+from ..inputs.spans import parse_spans, spans_to_tokens, token_offsets
 from ..loading import LoadedModel
-from ..prompts import Prompt
-from ..spans import parse_spans, spans_to_tokens, token_offsets
-from ..trace import TraceWriter
 from ..trace.attention_tables import retrieval_table, spans_table
 from ..trace.tables import tokens_table
-from ..tracing import run_manifest, token_strings
+from ..tracing import token_strings, write_probe_run
 
 
 @dataclass
@@ -137,35 +136,31 @@ def trace_retrieval(
     """
     model, tokenizer = loaded.model, loaded.tokenizer
     started = datetime.now(timezone.utc)
-    records, scores = [], {}
+    records, scores, tables = [], {}, []
     vocab = token_strings(tokenizer)
-    with TraceWriter(out) as writer:
-        for prompt in tqdm(prompts, desc="copying", unit="prompt", disable=not progress):
-            text = prompt.extra.get("prompt") or prompt.text
-            if not prompt.text.startswith(text):
-                raise ValueError(f"prompt {prompt.id!r}: its 'prompt' is not a prefix of its 'text'")
-            ids, offsets = token_offsets(tokenizer, text)
-            spans = spans_to_tokens(parse_spans(prompt.extra.get("spans", []), prompt.text), offsets)
-            found = [s for s in spans if s.name == needle and s.end_token > s.start_token]
-            if not found:
-                raise ValueError(f"prompt {prompt.id!r} has no span {needle!r} inside the text the model reads")
-            span = found[0]
-            targets = ids[span.start_token : span.end_token] if teacher_forcing else None
-            copy = copy_with_attention(model, ids, (span.start_token, span.end_token), steps, targets, loaded.adapter)
-            writer.add("tokens", tokens_table([prompt.id], [ids], [prompt.label], vocab))
-            writer.add("spans", spans_table(prompt.id, spans))
-            writer.add("retrieval", retrieval_table(prompt.id, copy.layers, len(copy.produced), copy.hits.sum(0)))
-            scores[prompt.id] = copy.scores
-            records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(ids), "text": text,
-                            "needle": [span.start_token, span.end_token],
-                            "produced": tokenizer.decode(copy.produced.tolist()),
-                            "needle_text": tokenizer.decode(ids[span.start_token : span.end_token])})
-        manifest = run_manifest(
-            loaded,
-            CaptureSettings(routing=False, attention=True, attention_stride=0, attention_topk=1),
-            records,
-            started,
-            probe={"name": "retrieval_heads", "needle": needle, "steps": steps, "teacher_forcing": teacher_forcing},
-        )
-        path = writer.commit(manifest)
-    return RetrievalSummary(writer.run_id, path, len(prompts), scores)
+    for prompt in tqdm(prompts, desc="copying", unit="prompt", disable=not progress):
+        text = prompt.extra.get("prompt") or prompt.text
+        if not prompt.text.startswith(text):
+            raise ValueError(f"prompt {prompt.id!r}: its 'prompt' is not a prefix of its 'text'")
+        ids, offsets = token_offsets(tokenizer, text)
+        spans = spans_to_tokens(parse_spans(prompt.extra.get("spans", []), prompt.text), offsets)
+        found = [s for s in spans if s.name == needle and s.end_token > s.start_token]
+        if not found:
+            raise ValueError(f"prompt {prompt.id!r} has no span {needle!r} inside the text the model reads")
+        span = found[0]
+        targets = ids[span.start_token : span.end_token] if teacher_forcing else None
+        copy = copy_with_attention(model, ids, (span.start_token, span.end_token), steps, targets, loaded.adapter)
+        tables += [("tokens", tokens_table([prompt.id], [ids], [prompt.label], vocab)),
+                   ("spans", spans_table(prompt.id, spans)),
+                   ("retrieval", retrieval_table(prompt.id, copy.layers, len(copy.produced), copy.hits.sum(0)))]
+        scores[prompt.id] = copy.scores
+        records.append({"id": prompt.id, "label": prompt.label, "num_tokens": len(ids), "text": text,
+                        "needle": [span.start_token, span.end_token],
+                        "produced": tokenizer.decode(copy.produced.tolist()),
+                        "needle_text": tokenizer.decode(ids[span.start_token : span.end_token])})
+    run = write_probe_run(loaded, out, tables,
+                          CaptureSettings(routing=False, attention=True, attention_stride=0, attention_topk=1),
+                          records, started,
+                          probe={"name": "retrieval_heads", "needle": needle, "steps": steps,
+                                 "teacher_forcing": teacher_forcing})
+    return RetrievalSummary(run.run_id, run.manifest_path, len(prompts), scores)

@@ -26,13 +26,12 @@ from ..analysis.db import Scope, TraceDB
 from ..analysis.routing import load_by_label
 from ..analysis.routing_structure import vocab_specialisation
 from ..capture import CaptureSettings
+from ..inputs.prompts import Prompt
 from ..loading import LoadedModel
 from ..nano import data
 from ..nano.evaluate import ROUTING_PARAMS
-from ..prompts import Prompt
-from ..trace import TraceWriter
 from ..trace.schema import table_schema
-from ..tracing import run_manifest, trace_prompts
+from ..tracing import trace_prompts, write_probe_run
 
 MODELS = ("trained", "random_init")
 
@@ -96,13 +95,11 @@ def run_specialization(loaded: LoadedModel, prompts: list[Prompt], out: str | Pa
         for name, frame in specialization_tables(db, run_id, top, min_count).items():
             frames.setdefault(name, []).append(frame.assign(model=model))
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
-    with TraceWriter(out) as writer:
-        for name, frame in merged.items():
-            writer.add(name, pa.Table.from_pandas(frame, schema=table_schema(name), preserve_index=False))
-        manifest = run_manifest(loaded, CaptureSettings(), [], started,
-                                probe={"name": "routing_specialization", "runs": runs, "seed": seed, "top": top,
-                                       "min_count": min_count, "labels": sorted({p.label for p in prompts if p.label}),
-                                       "prompts": len(prompts)})
-        writer.commit(manifest)
-    return SpecializationResult(runs, writer.run_id, merged["label_divergence"], merged["label_experts"],
+    tables = [(name, pa.Table.from_pandas(frame, schema=table_schema(name), preserve_index=False))
+              for name, frame in merged.items()]
+    run = write_probe_run(loaded, out, tables, CaptureSettings(), [], started,
+                          probe={"name": "routing_specialization", "runs": runs, "seed": seed, "top": top,
+                                 "min_count": min_count, "labels": sorted({p.label for p in prompts if p.label}),
+                                 "prompts": len(prompts)})
+    return SpecializationResult(runs, run.run_id, merged["label_divergence"], merged["label_experts"],
                                 merged["vocab_specialisation"])

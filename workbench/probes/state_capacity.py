@@ -27,9 +27,8 @@ from ..capture import CaptureSettings, capture
 from ..capture.recorder import SequenceInfo
 from ..loading import LoadedModel
 from ..nano.data import _pair_tokens, gen_assoc_recall
-from ..trace import TraceWriter
 from ..trace.schema import table_schema
-from ..tracing import run_manifest
+from ..tracing import write_probe_run
 from .long_context import ProbePrompt, answers_exact, heldout_rng, model_device, prompt_from_doc
 
 NANO_PAIRS = (1, 2, 4, 8, 16, 32, 64)
@@ -110,9 +109,7 @@ def run_state_capacity(loaded: LoadedModel, out: str | Path, pair_counts=NANO_PA
         parts.append(pa.table(capacity_rows(pairs, context, results), schema=schema))
     bar.close()
     table = pa.concat_tables(parts) if parts else schema.empty_table()
-    with TraceWriter(out) as writer:
-        writer.add("state_capacity", table)
-        writer.commit(run_manifest(loaded, settings, records, started, probe={
-            "name": "state_capacity", "pair_counts": list(pair_counts), "contexts": list(contexts),
-            "prompts": prompts, "queries": queries, "seed": seed, "skipped": skipped, "prompt_space": "nano-heldout"}))
-    return writer.run_id, table
+    run = write_probe_run(loaded, out, [("state_capacity", table)], settings, records, started, probe={
+        "name": "state_capacity", "pair_counts": list(pair_counts), "contexts": list(contexts),
+        "prompts": prompts, "queries": queries, "seed": seed, "skipped": skipped, "prompt_space": "nano-heldout"})
+    return run.run_id, table

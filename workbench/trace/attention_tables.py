@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..spans import TokenSpan
+from ..inputs.spans import TokenSpan
 from .schema import table_schema
 from .tables import _list_column, repeated_strings, seq_column
 

@@ -47,10 +47,6 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-class RunNotResumable(ValueError):
-    """--resume names a run that does not exist, has no committed part, or is already complete."""
-
-
 def read_manifest(root: Path, run_id: str) -> dict | None:
     path = manifest_path(root, run_id)
     return json.loads(path.read_text()) if path.is_file() else None
@@ -107,7 +103,9 @@ class TraceWriter:
         self.run_id = run_id or new_run_id()
         existing = read_manifest(self.root, self.run_id)
         if resume:
-            check_resumable(self.root, self.run_id, existing)
+            from ..tracing.manifest import check_resume  # the one resume check; tracing sits above trace: on use
+
+            check_resume(self.root, self.run_id, existing)
             remove_strays(self.root, self.run_id, existing)
         elif existing is not None and not join:
             raise ValueError(f"run {self.run_id} already exists in {self.root}")
@@ -268,15 +266,6 @@ def _write_parquet(rows: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(rows, tmp, use_dictionary=strings, write_statistics=keys, **COMPRESSION)
     os.replace(tmp, path)
-
-
-def check_resumable(root: Path, run_id: str, manifest: dict | None) -> None:
-    if manifest is None:
-        runs = sorted(p.stem for p in (root / RUNS).glob("*.json"))
-        raise RunNotResumable(f"no run {run_id!r} with a committed part in {root} (runs: {', '.join(runs) or 'none'}); "
-                              "a run that died before its first part kept nothing: start it again without --resume")
-    if manifest.get("status") == COMPLETE:
-        raise RunNotResumable(f"run {run_id} in {root} is complete: nothing to resume")
 
 
 def remove_strays(root: Path, run_id: str, manifest: dict) -> list[Path]:

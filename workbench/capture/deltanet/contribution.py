@@ -30,7 +30,7 @@ class ContributionRequest:
 
 
 def contribution_request(spans, seq_len: int | None = None) -> ContributionRequest | None:
-    """From a prompt's token spans (workbench.spans.TokenSpan): every non-empty span, query rows = the tokens of its
+    """From a prompt's token spans (workbench.inputs.spans.TokenSpan): every non-empty span, query rows = the tokens of its
     `query` spans plus the last token (when seq_len is known). None when there is no span to decompose over."""
     named = tuple((s.name, int(s.start_token), int(s.end_token)) for s in spans if s.end_token > s.start_token)
     if not named:

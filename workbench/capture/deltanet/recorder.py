@@ -388,7 +388,7 @@ def deltanet_layers(model: torch.nn.Module, adapter) -> dict[int, torch.nn.Modul
 
 def needle_recall_pairs(spans) -> list[tuple[int, int]]:
     """Planted (key_pos, value_pos) pairs of a prompt: for every token span whose name starts with "needle" and
-    covers at least one token, its last token as both key and value position (spans: workbench.spans.TokenSpan)."""
+    covers at least one token, its last token as both key and value position (spans: workbench.inputs.spans.TokenSpan)."""
     return [(s.end_token - 1, s.end_token - 1) for s in spans
             if s.name.startswith("needle") and s.end_token > s.start_token]
 

@@ -1,6 +1,6 @@
 """Right-padded batches: every table equals the batch-1 trace of the same prompts, and padding reaches no table.
 
-Why padding on the right is exact (tracing.py docstring): every layer is causal, so a real token never reads a
+Why padding on the right is exact (tracing/batching.py docstring): every layer is causal, so a real token never reads a
 later one, and padding only ever comes after a row's last real token. The first tests check that claim on the model
 itself; the others compare whole traces table by table."""
 
@@ -13,7 +13,7 @@ from workbench.adapters import get_adapter
 from workbench.capture.attention import row_groups
 from workbench.capture import CaptureSettings
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.trace import open_trace
 from workbench.tracing import plan_batches, trace_prompts
 

@@ -16,7 +16,7 @@ from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings
 from workbench.cli import app
 from workbench.loading import LoadedModel
-from workbench.prompts import Prompt
+from workbench.inputs.prompts import Prompt
 from workbench.trace import open_trace
 from workbench.tracing import trace_prompts
 
@@ -36,8 +36,8 @@ KILLED_RUN = textwrap.dedent("""
     from workbench.loading import LoadedModel
     from workbench.testing.toy import build_model, byte_tokenizer, qwen3_next_config
     from workbench.tracing import trace_prompts
-    sys.path.insert(0, {tests!r})
-    from test_tracing_parts import PROMPTS, SETTINGS
+    sys.path[:0] = [{here!r}, {tests!r}]  # this module and tests/table_compare.py, which it imports
+    from test_parts_and_resume import PROMPTS, SETTINGS
 
     tokenizer = byte_tokenizer()
     model = build_model(qwen3_next_config(num_layers=4, vocab_size=len(tokenizer)), seed=1)
@@ -57,7 +57,8 @@ KILLED_RUN = textwrap.dedent("""
 
 def test_resume_after_sigkill_equals_uninterrupted_run(loaded, tmp_path):
     out = tmp_path / "killed"
-    script = KILLED_RUN.format(tests=os.path.dirname(__file__))
+    here = os.path.dirname(__file__)
+    script = KILLED_RUN.format(here=here, tests=os.path.dirname(here))
     died = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=600)
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
     trace = open_trace(out)

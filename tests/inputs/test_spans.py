@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from workbench.prompts import PromptFileError, read_prompts
-from workbench.spans import SpanError, TextSpan, parse_spans, prompt_token_spans, spans_to_tokens, token_offsets
+from workbench.inputs.prompts import PromptFileError, read_prompts
+from workbench.inputs.spans import SpanError, TextSpan, parse_spans, prompt_token_spans, spans_to_tokens, token_offsets
 
 
 def _ranges(tokenizer, text, spans, num_tokens=None):

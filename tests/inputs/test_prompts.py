@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench.prompts import PromptFileError, read_prompts
+from workbench.inputs.prompts import PromptFileError, read_prompts
 
 
 def _write(tmp_path, text):

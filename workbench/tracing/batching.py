@@ -1,0 +1,158 @@
+"""Prompts -> right-padded batches of token ids, tokenised on a background thread as the run reaches them.
+
+Batches (`batch_tokens`): prompts sorted by length (within a window of WINDOW_BATCHES batches' worth of tokens,
+tokenised as the run reaches it: `batches`) are grouped so that rows x longest row <= batch_tokens, and each
+batch runs as one right-padded forward with no attention mask. Padding never changes a real token's values: every
+layer is causal (attention row t reads keys <= t; the DeltaNet recurrence S_t = f(S_{t-1}, token t) and its causal
+conv read tokens <= t; routing, norms and MLPs are per token), and padding sits after the last real token of its
+row, so the real tokens compute exactly what they compute at batch 1 (tests/tracing/test_batching.py compares every
+table against batch-1 traces). Rotary positions are 0..T-1 in every row, as at batch 1. The padding's own rows are
+cut off before any table is built (SequenceInfo.rows). Prompts a recorder cannot batch (DeltaNet recall pairs,
+snapshots counted from the end; a recorder without `begin_batch`) run alone.
+
+`prefetched` runs the tokenising (and the padded ids) on its own thread, so the first forward starts after one
+window and later windows are tokenised while the forwards run.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterator, TypeVar
+
+import numpy as np
+import torch
+
+from ..capture import SequenceInfo
+from ..inputs.prompts import Prompt
+from ..inputs.spans import SpanError, encode, prompt_token_spans
+
+WINDOW_BATCHES = 4  # batches' worth of tokens tokenised and sorted by length together
+
+
+@dataclass
+class Encoded:
+    """One prompt ready to run: token ids (truncated; `token_ids` an int64 numpy array, so a batch is built by
+    array copies, not from Python lists), spans in tokens, and its manifest record."""
+
+    index: int
+    prompt: Prompt
+    token_ids: np.ndarray
+    spans: list
+
+    def sequence(self, row: int = 0, padded_tokens: int | None = None) -> SequenceInfo:
+        return SequenceInfo(self.prompt.id, len(self.token_ids), self.spans, row, padded_tokens)
+
+    def record(self) -> dict:
+        p = self.prompt
+        return {"id": p.id, "label": p.label, "num_tokens": len(self.token_ids), "text": p.text, **p.extra}
+
+
+def padded_ids(rows: list[Encoded], pad: int) -> torch.Tensor:
+    """[rows, longest] input ids of a batch, each row's tokens first and `pad` after them (right padding)."""
+    ids = np.full((len(rows), max(len(e.token_ids) for e in rows)), pad, dtype=np.int64)
+    for b, e in enumerate(rows):
+        ids[b, : len(e.token_ids)] = e.token_ids
+    return torch.from_numpy(ids)
+
+
+def encode_prompt(tokenizer, index: int, prompt: Prompt, max_tokens: int | None) -> Encoded:
+    """One prompt's token ids (truncated) and spans; an empty prompt or a bad span raises naming the prompt."""
+    token_ids = encode(tokenizer, prompt.text)
+    if max_tokens is not None:
+        token_ids = token_ids[:max_tokens]
+    if len(token_ids) == 0:
+        raise ValueError(f"prompt {prompt.id!r} tokenizes to no tokens")
+    try:
+        spans = prompt_token_spans(tokenizer, prompt.text, prompt.extra.get("spans", []), len(token_ids))
+    except SpanError as error:
+        raise SpanError(f"prompt {prompt.id!r}: {error}") from None
+    return Encoded(index, prompt, np.asarray(token_ids, dtype=np.int64), spans)
+
+
+def batches(tokenizer, prompts: list[Prompt], max_tokens: int | None, batch_tokens: int | None,
+            alone=lambda encoded: False, skip: frozenset[str] = frozenset()) -> Iterator[list[Encoded]]:
+    """The prompts to run, batch by batch, tokenised a window at a time as the run goes (so the first forward
+    starts after one window, and the writer's threads work while later windows are tokenised): a window is
+    WINDOW_BATCHES x batch_tokens tokens of prompts in file order (one prompt at batch 1), planned by
+    `plan_batches`. Prompts in `skip` (committed earlier) are not tokenised; `alone(encoded)` marks prompts that run
+    on their own. A bad prompt raises when its window is reached."""
+    def planned(window):
+        for batch in plan_batches([len(e.token_ids) for e in window], batch_tokens, [alone(e) for e in window]):
+            yield [window[i] for i in batch]
+
+    window, tokens = [], 0
+    for index, prompt in enumerate(prompts):
+        if prompt.id in skip:
+            continue
+        window.append(encode_prompt(tokenizer, index, prompt, max_tokens))
+        tokens += len(window[-1].token_ids)
+        if not batch_tokens or tokens >= WINDOW_BATCHES * batch_tokens:
+            yield from planned(window)
+            window, tokens = [], 0
+    if window:
+        yield from planned(window)
+
+
+def plan_batches(lengths: list[int], batch_tokens: int | None, alone: list[bool]) -> list[list[int]]:
+    """Indices of each batch: none (batch_tokens None) = one prompt per batch in file order; else prompts sorted by
+    length (longest first, stable) packed while rows x longest <= batch_tokens, and `alone` prompts on their own."""
+    if not batch_tokens:
+        return [[i] for i in range(len(lengths))]
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        if alone[i]:
+            batches.append([i])
+            continue
+        if current and (len(current) + 1) * lengths[current[0]] > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+Item = TypeVar("Item")
+
+
+def prefetched(items: Iterator[Item], depth: int) -> Iterator[Item]:
+    """`items`, produced on a background thread up to `depth` ahead of the consumer: the prompts are tokenised
+    and their batches' input ids built while the main thread runs the forwards (the tokenizer releases the GIL).
+    Order is kept, and an exception raised by `items` is raised here when the consumer reaches it (after every item
+    before it). Closing the returned generator (contextlib.closing) stops the thread at its next item."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as error:  # handed to the consumer, raised in its thread
+            put((None, error))
+
+    threading.Thread(target=produce, name="workbench-tokenize", daemon=True).start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
