@@ -22,6 +22,9 @@ from ..trace.writer import new_run_id, read_manifest, remove_if_empty_trace
 from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted, check_resume
 
 
+REPLICA_START_S = 1800  # how long the pool waits for every replica to load its model before tracing starts
+
+
 class TraceActor:
     """One model replica. Each call traces a block of prompts (a Ray Data batch: columns id, text, label, extra) and
     commits its parts into run `run_id` of `out`; returns the block's prompt ids and token counts."""
@@ -77,6 +80,9 @@ def trace_with_ray(model: str, load_options: dict, prompts: list[Prompt], out: s
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         if rows:
+            # Ray Data starts an actor pool's actors asynchronously and hands blocks to whichever is ready: the
+            # first replica to load its model could take every block while the others load. Wait for all of them.
+            ray.data.DataContext.get_current().wait_for_min_actors_s = REPLICA_START_S
             dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // block)))
             resources = {"num_gpus": gpus_per_replica} if num_gpus else {"num_cpus": 1}
             traced = dataset.map_batches(
