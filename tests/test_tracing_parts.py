@@ -34,7 +34,7 @@ KILLED_RUN = textwrap.dedent("""
     import workbench.trace.writer as writer
     from workbench.adapters import get_adapter
     from workbench.loading import LoadedModel
-    from workbench.testing.toy import build_model, byte_tokenizer, qwen3_next_config
+    from support.toy import build_model, byte_tokenizer, qwen3_next_config
     from workbench.tracing import trace_prompts
     sys.path.insert(0, {tests!r})
     from test_tracing_parts import PROMPTS, SETTINGS
