@@ -164,7 +164,8 @@ def gen_passkey(rng: random.Random, n_tokens: int = 1024, depth: float | None = 
     return doc
 
 
-def _pair_tokens(n_pairs: int, n_queries: int) -> int:
+def pair_tokens(n_pairs: int, n_queries: int) -> int:
+    """Tokens an associative-recall text takes without filler: n_pairs facts, the recall cue and n_queries queries."""
     return 7 * n_pairs + 2 + 7 * n_queries  # " k", " =", " ", 3 digits, " ;" per pair/query; " recall", " :"
 
 
@@ -176,7 +177,7 @@ def gen_assoc_recall(rng: random.Random, n_pairs: int = 8, n_queries: int = 1, n
     keys = rng.sample(tk.KEY_WORDS, n_pairs)
     values = [rng.randint(100, 999) for _ in keys]
     queried = rng.sample(range(n_pairs), min(n_queries, n_pairs))
-    n_filler = 0 if n_tokens is None else n_tokens - _pair_tokens(n_pairs, len(queried))
+    n_filler = 0 if n_tokens is None else n_tokens - pair_tokens(n_pairs, len(queried))
     if n_filler < 0:
         raise ValueError(f"{n_pairs} pairs, {len(queried)} queries need {n_tokens - n_filler} tokens, got {n_tokens}")
     sentences = filler_sentences(rng, n_filler)
@@ -379,9 +380,9 @@ def sample_training_doc(rng: random.Random, task: str, budget: int) -> Doc | Non
         return gen_passkey(rng, _context_length(rng, 48, budget)) if budget >= 48 else None
     if task == "assoc_recall":
         n_pairs, n_queries = rng.randint(2, 16), rng.randint(1, 4)
-        while _pair_tokens(n_pairs, n_queries) > budget and n_pairs > 2:
+        while pair_tokens(n_pairs, n_queries) > budget and n_pairs > 2:
             n_pairs -= 1
-        compact = _pair_tokens(n_pairs, min(n_queries, n_pairs))
+        compact = pair_tokens(n_pairs, min(n_queries, n_pairs))
         if compact > budget:
             return None
         n_tokens = None if rng.random() < 0.4 else _context_length(rng, compact, budget)
