@@ -358,6 +358,39 @@ def write_probe_prompts(out_dir: str | Path, seed: int, n_per_task: int) -> list
     return paths
 
 
+# Generator parameters of each domain's held-out routing stream (`domain_stream`): the nano's routing evaluation
+# (nano/evaluate.py in the repository) and the routing-specialisation and pruning probes draw the same texts.
+ROUTING_PARAMS = {"passkey": {"n_tokens": 512}, "assoc_recall": {"n_pairs": 8, "n_tokens": 512},
+                  "copy": {"n_items": 32}, "arithmetic": {"n_problems": 12}, "code": {"n_tokens": 512},
+                  "prose": {"n_tokens": 512}}
+
+
+def domain_stream(domain: str, seed: int, n_tokens: int) -> list[int]:
+    """n_tokens ids of held-out `domain` records packed as <bos> record <eos> ... (record i from
+    random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}"), parameters `ROUTING_PARAMS[domain]`)."""
+    vocab, ids, i = tk.build_vocab(), [], 0
+    while len(ids) < n_tokens:
+        rng = random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}")
+        doc = GENERATORS[domain](rng, **ROUTING_PARAMS[domain])
+        ids += [tk.BOS_ID, *(vocab[p] for p in doc.pieces), tk.EOS_ID]
+        i += 1
+    return ids[:n_tokens]
+
+
+def encode_for_exact_match(tokenizer, record: dict) -> tuple[list[int], list[int]]:
+    """(prompt ids with <bos>, gold continuation ids: the answer's tokens plus the next token of the text).
+
+    A greedy continuation is exact when it equals the gold ids (the answer, then the text's " ." / " ;" / newline);
+    gold is padded with <eos> where the text ends right after the answer."""
+    prompt_ids = tokenizer(record["prompt"]).input_ids
+    full_ids = tokenizer(record["text"]).input_ids
+    n_answer = len(tokenizer(record["answer"], add_special_tokens=False).input_ids)
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise ValueError(f"{record['id']}: the prompt does not tokenize as a prefix of the text")
+    gold = full_ids[len(prompt_ids): len(prompt_ids) + n_answer + 1]
+    return prompt_ids, gold + [tk.EOS_ID] * (n_answer + 1 - len(gold))
+
+
 # ---------------------------------------------------------------- training stream
 DEFAULT_MIX = {"passkey": 0.25, "assoc_recall": 0.25, "copy": 0.1, "arithmetic": 0.15, "code": 0.1, "prose": 0.15}
 
