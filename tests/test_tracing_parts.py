@@ -31,12 +31,12 @@ def loaded(tiny_next, tokenizer):
 
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
+    sys.path.insert(0, {tests!r})  # tests/: support.toy and this module
     import workbench.trace.writer as writer
     from workbench.adapters import get_adapter
     from workbench.loading import LoadedModel
-    from support.toy import build_model, byte_tokenizer, qwen3_next_config
     from workbench.tracing import trace_prompts
-    sys.path.insert(0, {tests!r})
+    from support.toy import build_model, byte_tokenizer, qwen3_next_config
     from test_tracing_parts import PROMPTS, SETTINGS
 
     tokenizer = byte_tokenizer()

@@ -17,9 +17,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every command runs without the caller's PYTHONPATH: one naming a source tree would shadow the installed wheel.
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 
 
-def _run(command, cwd, timeout=300, env=None):
+def _run(command, cwd, timeout=300, env=ENV):
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return result.stdout
@@ -37,7 +39,7 @@ def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
     # was made would ship again: build in a fresh folder instead (DIST_EXTRA_CONFIG: one more setup.cfg to read)
     (tmp_path / "build.cfg").write_text(f"[build]\nbuild_base = {tmp_path / 'build'}\n")
     _run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
-          str(wheels)], cwd=tmp_path, env={**os.environ, "DIST_EXTRA_CONFIG": str(tmp_path / "build.cfg")})
+          str(wheels)], cwd=tmp_path, env={**ENV, "DIST_EXTRA_CONFIG": str(tmp_path / "build.cfg")})
     wheel = next(wheels.glob("workbench-*.whl"))
     import zipfile
 
@@ -70,7 +72,7 @@ def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
     assert "routing:" in info and "B/token" in info
 
     port = _free_port()
-    server = subprocess.Popen([str(workbench), "app", str(out), "--port", str(port)], cwd=tmp_path,
+    server = subprocess.Popen([str(workbench), "app", str(out), "--port", str(port)], cwd=tmp_path, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline, status = time.time() + 60, None
