@@ -4,7 +4,7 @@ forward time, their ratio, peak memory per device, and logits unchanged with cap
 The release config's geometry: 48 layers (DeltaNet and gated attention 3:1), hidden 2048, 512 experts top-10 plus a
 shared expert, DeltaNet 16 key / 32 value heads of 128, attention 16 / 2 heads of 256, vocabulary 151,936: about
 80B parameters, 160 GB in bf16, more than one H200 holds. The model is created on the meta device and each part
-filled on its own GPU (workbench/testing/placement.py: no host copy), layers split evenly over --devices.
+filled on its own GPU (tests/support/placement.py: no host copy), layers split evenly over --devices.
 Run on two GPUs:  python bench/bench_80b_geometry.py --devices cuda:0 cuda:1 --tokens 8192 32768
 On the CPU:       .venv/bin/python bench/bench_80b_geometry.py --dims tiny --layers 8 --vocab 259 --devices cpu cpu \
                       --tokens 64 --dtype float32 --reps 1
@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from workbench.capture import CaptureSettings, capture
-from workbench.testing.placement import random_model_on_devices
-from workbench.testing.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers: tests/support/
+from support.placement import random_model_on_devices  # noqa: E402
+from support.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config  # noqa: E402
+
+from workbench.capture import CaptureSettings, capture  # noqa: E402
 
 RELEASE_VOCAB = 151_936
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from workbench.adapters import get_adapter
-from workbench.capture import CaptureSettings, capture
-from workbench.testing.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers: tests/support/
+from support.toy import REAL_80B_DIMS, TINY_DIMS, qwen3_next_config  # noqa: E402
+
+from workbench.adapters import get_adapter  # noqa: E402
+from workbench.capture import CaptureSettings, capture  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import torch
 
-from workbench.capture import CaptureSettings
-from workbench.inputs.prompts import Prompt
-from workbench.tracing import batches, padded_ids, trace_prompts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers: tests/support/
+
+from workbench.capture import CaptureSettings  # noqa: E402
+from workbench.inputs.prompts import Prompt  # noqa: E402
+from workbench.tracing import batches, padded_ids, trace_prompts  # noqa: E402
 
 MODES = {"routing": CaptureSettings(),
          "routing+deltanet+attention": CaptureSettings(deltanet=True, attention=True)}
@@ -46,10 +48,10 @@ def load(args):
         return load_model("nano", dtype=args.dtype, device=args.device)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the slice builder of bench_capture_overhead.py
     from bench_capture_overhead import build_slice
+    from support.toy import byte_tokenizer
 
     from workbench.adapters import get_adapter
     from workbench.loading import LoadedModel
-    from workbench.testing.toy import byte_tokenizer
 
     args.vocab = 1024
     model, _ = build_slice(args, torch.device(args.device), getattr(torch, args.dtype))

@@ -7,17 +7,21 @@ Run: .venv/bin/python bench/bench_trace_size.py [--tokens 16384] [--experts 512]
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
 
-from workbench.adapters import get_adapter
-from workbench.loading import LoadedModel
-from workbench.inputs.prompts import Prompt
-from workbench.testing.toy import TINY_DIMS, build_model, byte_tokenizer, qwen3_next_config
-from workbench.trace import open_trace
-from workbench.tracing import trace_prompts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers: tests/support/
+from support.toy import TINY_DIMS, build_model, byte_tokenizer, qwen3_next_config  # noqa: E402
+
+from workbench.adapters import get_adapter  # noqa: E402
+from workbench.loading import LoadedModel  # noqa: E402
+from workbench.inputs.prompts import Prompt  # noqa: E402
+from workbench.trace import open_trace  # noqa: E402
+from workbench.tracing import trace_prompts  # noqa: E402
 
 
 def column_bytes(files: list[str]) -> dict[str, int]:

@@ -10,7 +10,7 @@ if not torch.cuda.is_available():
     # the variable is read when triton's own library is first imported, so it is set before any test imports it.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from workbench.testing.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
+from support.toy import build_model, byte_tokenizer, qwen3_5_moe_config, qwen3_next_config, write_checkpoint
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,7 +22,7 @@ def test_sharded_checkpoint_loads_with_same_logits(next_checkpoint, tiny_next):
 
 
 def test_qwen35_moe_checkpoint_loads(tmp_path, tiny_35moe, tokenizer):
-    from workbench.testing.toy import write_checkpoint
+    from support.toy import write_checkpoint
 
     folder = write_checkpoint(tmp_path / "q35", tiny_35moe, tokenizer)
     loaded = load_model(str(folder), dtype="bfloat16")

@@ -17,10 +17,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every command runs without the caller's PYTHONPATH: one naming a source tree would shadow the installed wheel.
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 
 
-def _run(command, cwd, timeout=300):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def _run(command, cwd, timeout=300, env=ENV):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return result.stdout
 
@@ -33,8 +35,11 @@ def _free_port() -> int:
 
 def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
     wheels = tmp_path / "wheels"
+    # setuptools builds in <root>/build/ and never empties it, so modules moved out of the package since that folder
+    # was made would ship again: build in a fresh folder instead (DIST_EXTRA_CONFIG: one more setup.cfg to read)
+    (tmp_path / "build.cfg").write_text(f"[build]\nbuild_base = {tmp_path / 'build'}\n")
     _run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
-          str(wheels)], cwd=tmp_path)
+          str(wheels)], cwd=tmp_path, env={**ENV, "DIST_EXTRA_CONFIG": str(tmp_path / "build.cfg")})
     wheel = next(wheels.glob("workbench-*.whl"))
     import zipfile
 
@@ -44,6 +49,9 @@ def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
                            "workbench/nano/checkpoint/config.json", *(f"workbench/app/app_pages/{p}.py" for p in pages)]
                if n not in names]
     assert not missing, f"the wheel lacks {missing}"
+    lab = {f"workbench/nano/{script}.py" for script in ("train", "sweep", "evaluate")}  # the lab: nano/ of the repository
+    shipped_lab = sorted(n for n in names if n in lab or n.startswith(("workbench/testing/", "nano/", "tests/")))
+    assert not shipped_lab, f"the wheel ships the nano's lab or test helpers: {shipped_lab}"
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
@@ -64,7 +72,7 @@ def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
     assert "routing:" in info and "B/token" in info
 
     port = _free_port()
-    server = subprocess.Popen([str(workbench), "app", str(out), "--port", str(port)], cwd=tmp_path,
+    server = subprocess.Popen([str(workbench), "app", str(out), "--port", str(port)], cwd=tmp_path, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline, status = time.time() + 60, None

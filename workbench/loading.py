@@ -73,7 +73,8 @@ def nano_checkpoint() -> Path:
                if not (SHIPPED_NANO / name).is_file()]
     if missing:
         raise ModelNotAvailable(f"the shipped nano checkpoint at {SHIPPED_NANO} lacks {', '.join(missing)}: reinstall "
-                                f"the package, or train one with `python -m workbench.nano.train --out {SHIPPED_NANO}`")
+                                f"the package, or train one from the repository's root with "
+                                f"`python -m nano.train --out {SHIPPED_NANO}`")
     return SHIPPED_NANO
 
 

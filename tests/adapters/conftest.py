@@ -2,9 +2,9 @@
 `load_model`, the path the CLI takes."""
 
 import pytest
+from support.toy import write_checkpoint
 
 from workbench.adapters.tiny import FAMILY_CONFIGS, build_family_model
-from workbench.testing.toy import write_checkpoint
 
 FAMILIES = list(FAMILY_CONFIGS)
 

@@ -4,11 +4,11 @@ error), and delta-rule state norms equal the fp64 scan."""
 
 import pytest
 import torch
+from support.model_state import model_state
 
 from workbench.capture import CaptureSettings, capture
 from workbench.ops.state_norms import naive_state_stats
 from workbench.ops.state_norms.kda_naive import naive_kda_state_stats
-from workbench.testing.model_state import model_state
 
 from workbench.adapters.tiny import FAMILY_CONFIGS
 
@@ -265,7 +265,7 @@ def test_sliding_window_attention_is_refused_not_misread(tokenizer):
     instead of reporting mass on keys the model never attends to."""
     from workbench.capture import AttentionCaptureError
     from workbench.adapters.tiny import mixtral_config
-    from workbench.testing.toy import build_model
+    from support.toy import build_model
 
     config = mixtral_config(len(tokenizer))
     config.sliding_window = 8

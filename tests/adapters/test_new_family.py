@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.toy import build_model, write_checkpoint
 from typer.testing import CliRunner
 
 from workbench.adapters import Adapter, UnsupportedArchitecture, get_adapter, unregister
 from workbench.cli import app
-from workbench.testing.toy import build_model, write_checkpoint
 from workbench.trace import open_trace
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.model_state import model_state
 from typer.testing import CliRunner
 
 from workbench.adapters import adapter_for_config
@@ -20,7 +21,6 @@ from workbench.adapters.upstream import (TESTED_TRANSFORMERS, SiteError, callabl
 from workbench.capture import CaptureSettings, capture
 from workbench.capture.deltanet import deltanet_layers
 from workbench.cli import app
-from workbench.testing.model_state import model_state
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[2]

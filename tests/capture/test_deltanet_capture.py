@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
+from support.model_state import kernel_globals
 
 from workbench.capture import CaptureSettings, capture
 from workbench.capture.deltanet import deltanet_layers
 from workbench.ops.state_norms import naive_state_stats
-from workbench.testing.model_state import kernel_globals
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TOL = 1e-4
@@ -226,7 +226,7 @@ def _one_key_model(vocab: int):
     beta ~ 1 and no decay: each embedding = a shared part (e0) + its own part of equal norm, the key rows of
     in_proj_qkvz read only e0 (so after the norm, the causal conv and SiLU the key is the same for t >= 3), the
     beta rows read only e0 (b = 3 * 5.66, beta ~ 1), the decay rows read nothing and A_log = -20 (g ~ -3e-9)."""
-    from workbench.testing.toy import build_model, qwen3_next_config
+    from support.toy import build_model, qwen3_next_config
 
     model = build_model(qwen3_next_config(num_layers=4, vocab_size=vocab), seed=1)
     cfg, layer = model.config, model.model.layers[0].linear_attn

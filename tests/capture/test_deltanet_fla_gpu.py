@@ -11,9 +11,9 @@ import importlib.util
 
 import pytest
 import torch
+from support.toy import TINY_DIMS, build_model, qwen3_next_config
 
 from workbench.capture import CaptureSettings, capture
-from workbench.testing.toy import TINY_DIMS, build_model, qwen3_next_config
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 import transformers
 import transformers.integrations.moe as moe
+from support.model_state import model_state
 
 from workbench.capture import CaptureError, CaptureSettings, capture
 from workbench.capture.expert_tap import tap_unavailable
 from workbench.capture.saliency import expert_outputs
-from workbench.testing.model_state import model_state
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

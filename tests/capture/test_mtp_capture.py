@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from support.model_state import model_state
 from typer.testing import CliRunner
 
 from workbench.capture import CaptureError, CaptureSettings, SequenceInfo, capture
@@ -13,7 +14,6 @@ from workbench.cli import app
 from workbench.loading import load_model
 from workbench.mtp import load_mtp_head, mtp_logits
 from workbench.mtp.acceptance import acceptance_rows
-from workbench.testing.model_state import model_state
 
 
 @pytest.fixture(scope="module")

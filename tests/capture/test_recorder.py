@@ -4,9 +4,9 @@ collects its record and removes its handles, with no edit to capture(), trace_pr
 import pytest
 import pyarrow as pa
 import torch
+from support.model_state import hook_count
 
 from workbench.capture import RECORDER_KINDS, CaptureSettings, SequenceInfo, capture, recorder_kind
-from workbench.testing.model_state import hook_count
 
 
 class FinalNormRecorder:

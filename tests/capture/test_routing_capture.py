@@ -107,7 +107,7 @@ def test_collect_after_several_calls_concatenates(tiny_next):
 
 
 def test_dense_layers_are_skipped(tokenizer):
-    from workbench.testing.toy import build_model, qwen3_next_config
+    from support.toy import build_model, qwen3_next_config
 
     model = build_model(qwen3_next_config(num_layers=4, vocab_size=len(tokenizer), mlp_only_layers=[0, 2]))
     assert sorted(moe_layers(model, get_adapter("Qwen3NextForCausalLM"))) == [1, 3]

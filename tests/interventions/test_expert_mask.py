@@ -3,10 +3,10 @@ identity, the model restored after exit and after an error, unsupported routers 
 
 import pytest
 import torch
+from support.model_state import model_state
 
 from workbench.capture import CaptureSettings, capture
 from workbench.interventions import ExpertMaskError, mask_experts
-from workbench.testing.model_state import model_state
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from support.toy import write_checkpoint
 
 from workbench.loading import load_model
 from workbench.mtp import MTPHead, NoMTPWeights, load_mtp_head, mtp_logits, write_mtp_shard
 from workbench.mtp.weights import fuse_experts, mtp_tensor_names, split_experts
-from workbench.testing.toy import write_checkpoint
 
 
 def test_mtp_shard_is_its_own_indexed_shard(mtp_checkpoint):
@@ -49,7 +49,7 @@ def test_checkpoint_without_mtp_is_refused(next_checkpoint, tiny_next):
 
 
 def test_mtp_weights_of_another_width_are_refused(tmp_path, tiny_next, tokenizer):
-    from workbench.testing.toy import build_model, qwen3_next_config
+    from support.toy import build_model, qwen3_next_config
 
     wide = build_model(qwen3_next_config(num_layers=4, vocab_size=len(tokenizer), hidden_size=96), seed=4)
     folder = write_checkpoint(tmp_path / "wide", tiny_next, tokenizer)

@@ -5,10 +5,11 @@ import json
 
 import pytest
 import torch
+from nano import evaluate
 from transformers import AutoTokenizer
 
 from workbench.loading import load_model
-from workbench.nano import data, evaluate
+from workbench.nano import data
 from workbench.loading import SHIPPED_NANO as SHIPPED
 from workbench.nano.model_config import MAX_CHECKPOINT_BYTES, MAX_MTP_BYTES, check_nano_structure
 

@@ -31,9 +31,10 @@ def test_best_criterion():
 
 
 def test_forced_exact_match_equals_greedy_on_nano():
+    from nano.evaluate import exact_match
+
     from workbench.loading import load_model
     from workbench.nano.data import heldout_records
-    from workbench.nano.evaluate import exact_match
 
     loaded = load_model("nano", dtype="float32")
     records = heldout_records("arithmetic_mul", 0, 2) + heldout_records("arithmetic_add", 0, 2)

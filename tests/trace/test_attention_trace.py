@@ -102,7 +102,7 @@ def test_cli_attention_flags(tmp_path, next_checkpoint):
 
 
 def test_cli_refuses_attention_without_full_attention_layer(tmp_path, tokenizer):
-    from workbench.testing.toy import build_model, qwen3_next_config, write_checkpoint
+    from support.toy import build_model, qwen3_next_config, write_checkpoint
 
     config = qwen3_next_config(num_layers=2, vocab_size=len(tokenizer), layer_types=["linear_attention"] * 2)
     folder = write_checkpoint(tmp_path / "linear", build_model(config), tokenizer)

@@ -6,12 +6,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
+from support.toy import REAL_80B_DIMS, hybrid_layer_types
 
 from workbench.adapters import get_adapter
 from workbench.capture import CaptureSettings, capture
 from workbench.loading import LoadedModel
 from workbench.inputs.prompts import Prompt
-from workbench.testing.toy import REAL_80B_DIMS, hybrid_layer_types
 from workbench.trace import open_trace
 from workbench.trace.deltanet_tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
 from workbench.inputs.spans import encode

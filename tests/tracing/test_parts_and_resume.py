@@ -31,12 +31,12 @@ def loaded(tiny_next, tokenizer):
 
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
+    sys.path[:0] = [{here!r}, {tests!r}]  # this module, and tests/ (support.toy, table_compare.py)
     import workbench.trace.writer as writer
     from workbench.adapters import get_adapter
     from workbench.loading import LoadedModel
-    from workbench.testing.toy import build_model, byte_tokenizer, qwen3_next_config
     from workbench.tracing import trace_prompts
-    sys.path[:0] = [{here!r}, {tests!r}]  # this module and tests/table_compare.py, which it imports
+    from support.toy import build_model, byte_tokenizer, qwen3_next_config
     from test_parts_and_resume import PROMPTS, SETTINGS
 
     tokenizer = byte_tokenizer()

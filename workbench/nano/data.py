@@ -164,7 +164,8 @@ def gen_passkey(rng: random.Random, n_tokens: int = 1024, depth: float | None = 
     return doc
 
 
-def _pair_tokens(n_pairs: int, n_queries: int) -> int:
+def pair_tokens(n_pairs: int, n_queries: int) -> int:
+    """Tokens an associative-recall text takes without filler: n_pairs facts, the recall cue and n_queries queries."""
     return 7 * n_pairs + 2 + 7 * n_queries  # " k", " =", " ", 3 digits, " ;" per pair/query; " recall", " :"
 
 
@@ -176,7 +177,7 @@ def gen_assoc_recall(rng: random.Random, n_pairs: int = 8, n_queries: int = 1, n
     keys = rng.sample(tk.KEY_WORDS, n_pairs)
     values = [rng.randint(100, 999) for _ in keys]
     queried = rng.sample(range(n_pairs), min(n_queries, n_pairs))
-    n_filler = 0 if n_tokens is None else n_tokens - _pair_tokens(n_pairs, len(queried))
+    n_filler = 0 if n_tokens is None else n_tokens - pair_tokens(n_pairs, len(queried))
     if n_filler < 0:
         raise ValueError(f"{n_pairs} pairs, {len(queried)} queries need {n_tokens - n_filler} tokens, got {n_tokens}")
     sentences = filler_sentences(rng, n_filler)
@@ -357,6 +358,39 @@ def write_probe_prompts(out_dir: str | Path, seed: int, n_per_task: int) -> list
     return paths
 
 
+# Generator parameters of each domain's held-out routing stream (`domain_stream`): the nano's routing evaluation
+# (nano/evaluate.py in the repository) and the routing-specialisation and pruning probes draw the same texts.
+ROUTING_PARAMS = {"passkey": {"n_tokens": 512}, "assoc_recall": {"n_pairs": 8, "n_tokens": 512},
+                  "copy": {"n_items": 32}, "arithmetic": {"n_problems": 12}, "code": {"n_tokens": 512},
+                  "prose": {"n_tokens": 512}}
+
+
+def domain_stream(domain: str, seed: int, n_tokens: int) -> list[int]:
+    """n_tokens ids of held-out `domain` records packed as <bos> record <eos> ... (record i from
+    random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}"), parameters `ROUTING_PARAMS[domain]`)."""
+    vocab, ids, i = tk.build_vocab(), [], 0
+    while len(ids) < n_tokens:
+        rng = random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}")
+        doc = GENERATORS[domain](rng, **ROUTING_PARAMS[domain])
+        ids += [tk.BOS_ID, *(vocab[p] for p in doc.pieces), tk.EOS_ID]
+        i += 1
+    return ids[:n_tokens]
+
+
+def encode_for_exact_match(tokenizer, record: dict) -> tuple[list[int], list[int]]:
+    """(prompt ids with <bos>, gold continuation ids: the answer's tokens plus the next token of the text).
+
+    A greedy continuation is exact when it equals the gold ids (the answer, then the text's " ." / " ;" / newline);
+    gold is padded with <eos> where the text ends right after the answer."""
+    prompt_ids = tokenizer(record["prompt"]).input_ids
+    full_ids = tokenizer(record["text"]).input_ids
+    n_answer = len(tokenizer(record["answer"], add_special_tokens=False).input_ids)
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise ValueError(f"{record['id']}: the prompt does not tokenize as a prefix of the text")
+    gold = full_ids[len(prompt_ids): len(prompt_ids) + n_answer + 1]
+    return prompt_ids, gold + [tk.EOS_ID] * (n_answer + 1 - len(gold))
+
+
 # ---------------------------------------------------------------- training stream
 DEFAULT_MIX = {"passkey": 0.25, "assoc_recall": 0.25, "copy": 0.1, "arithmetic": 0.15, "code": 0.1, "prose": 0.15}
 
@@ -379,9 +413,9 @@ def sample_training_doc(rng: random.Random, task: str, budget: int) -> Doc | Non
         return gen_passkey(rng, _context_length(rng, 48, budget)) if budget >= 48 else None
     if task == "assoc_recall":
         n_pairs, n_queries = rng.randint(2, 16), rng.randint(1, 4)
-        while _pair_tokens(n_pairs, n_queries) > budget and n_pairs > 2:
+        while pair_tokens(n_pairs, n_queries) > budget and n_pairs > 2:
             n_pairs -= 1
-        compact = _pair_tokens(n_pairs, min(n_queries, n_pairs))
+        compact = pair_tokens(n_pairs, min(n_queries, n_pairs))
         if compact > budget:
             return None
         n_tokens = None if rng.random() < 0.4 else _context_length(rng, compact, budget)

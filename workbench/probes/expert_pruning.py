@@ -8,8 +8,8 @@ Criteria (per layer, from saliency captured on calibration text the evaluation n
 Ties are broken by expert id. Calibration text: the nano's six domains from held-out seed `calibration_seed`;
 loss: the same domains from held-out seed `seed` (mean next-token cross entropy, nats); accuracy: greedy exact match
 on nano held-out suites from seed `seed`, scored teacher-forced in one batched forward per suite
-(`forced_exact_match`: the same verdict as `nano.evaluate.exact_match`'s greedy decoding, which a test checks, at a
-fraction of the cost on a CPU).
+(`forced_exact_match`: the same verdict as the greedy decoding of `exact_match` in the repository's nano/evaluate.py,
+which a test checks, at a fraction of the cost on a CPU).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..capture import CaptureSettings, capture
 from ..interventions import mask_experts
 from ..loading import LoadedModel
 from ..nano import data
-from ..nano.evaluate import domain_stream, encode_for_exact_match
+from ..nano.data import domain_stream, encode_for_exact_match
 from ..nano.tokenizer import PAD_ID
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
@@ -90,7 +90,7 @@ def _right_padded(rows: list[list[int]], device: torch.device) -> torch.Tensor:
 
 @torch.inference_mode()
 def forced_exact_match(model: torch.nn.Module, tokenizer, records: list[dict]) -> list[bool]:
-    """Per record: would greedy decoding produce the answer and the token after it (nano.evaluate.exact_match)?
+    """Per record: would greedy decoding produce the answer and the token after it (exact_match of nano/evaluate.py)?
     Teacher-forced: the prompt plus the gold continuation in one forward; exact when the argmax at every answer
     position is the gold token. Greedy decoding matches the gold iff each step's argmax, given the gold prefix, is
     the next gold token, so the verdict is the same; one batched forward instead of one per generated token."""

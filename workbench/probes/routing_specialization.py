@@ -29,7 +29,6 @@ from ..capture import CaptureSettings
 from ..inputs.prompts import Prompt
 from ..loading import LoadedModel
 from ..nano import data
-from ..nano.evaluate import ROUTING_PARAMS
 from ..trace.schema import table_schema
 from ..tracing import trace_prompts, write_probe_run
 
@@ -43,7 +42,7 @@ def nano_domain_prompts(seed: int = 0, n_per_label: int = 4) -> list[Prompt]:
     for domain in data.DOMAINS:
         for i in range(n_per_label):
             doc = data.GENERATORS[domain](random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}"),
-                                          **ROUTING_PARAMS[domain])
+                                          **data.ROUTING_PARAMS[domain])
             record = data.make_record(doc, f"{domain}-s{seed}-{i:03d}")
             prompts.append(Prompt(record["id"], record["text"], domain))
     return prompts

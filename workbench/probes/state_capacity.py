@@ -26,7 +26,7 @@ from ..adapters import LINEAR_ATTENTION
 from ..capture import CaptureSettings, capture
 from ..capture.recorder import SequenceInfo
 from ..loading import LoadedModel
-from ..nano.data import _pair_tokens, gen_assoc_recall
+from ..nano.data import gen_assoc_recall, pair_tokens
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
 from .long_context import ProbePrompt, answers_exact, heldout_rng, model_device, prompt_from_doc
@@ -94,7 +94,7 @@ def run_state_capacity(loaded: LoadedModel, out: str | Path, pair_counts=NANO_PA
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_path=deltanet_path)
     started = datetime.now(timezone.utc)
     cells = [(p, c) for c in contexts for p in pair_counts]
-    skipped = [[p, c] for p, c in cells if c and c < _pair_tokens(p, min(queries, p))]
+    skipped = [[p, c] for p, c in cells if c and c < pair_tokens(p, min(queries, p))]
     cells = [(p, c) for p, c in cells if [p, c] not in skipped]
     parts, records = [], []
     schema = table_schema("state_capacity")

@@ -1,7 +1,8 @@
 """Small seeded models and a byte-level tokenizer, built without any download.
 
-Used by the tests (which write real checkpoints from them), by the benchmarks (real-dimension slices of
-the 80B model with few layers) and as the `nano` fallback before a trained checkpoint is shipped.
+Used by the tests (which write real checkpoints from them) and by the benchmarks (real-dimension slices of
+the 80B model with few layers; bench/ scripts put tests/ on sys.path). Not part of the installed package: the
+family configs themselves live in the library (workbench/adapters/tiny.py, which `workbench doctor` uses).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..adapters.tiny import TINY_DIMS, hybrid_layer_types, qwen3_5_moe_config, qwen3_next_config  # noqa: F401
+from workbench.adapters.tiny import TINY_DIMS, hybrid_layer_types, qwen3_5_moe_config, qwen3_next_config  # noqa: F401
 
 # Qwen3-Next-80B-A3B's per-layer dimensions (see shared notes): a slice of N layers keeps them.
 REAL_80B_DIMS = dict(

@@ -1,6 +1,6 @@
 """Train several seeds of the nano model at once on one GPU, keep the best, evaluate it.
 
-    python -m workbench.nano.sweep --out DIR --seeds 0 1 2 --minutes 7 [--device cuda]
+    python -m nano.sweep --out DIR --seeds 0 1 2 --minutes 7 [--device cuda]    # from the repository root
 
 Why: recall (passkey, associative recall, copying) appears in a sudden transition that, in an 8-minute
 budget, some runs reach and some do not (two seed-0 runs reached 100% passkey, a third stayed at 1-4%
@@ -24,10 +24,17 @@ import sys
 from pathlib import Path
 
 SELECTION_SUITES = ("passkey_2048", "assoc_recall_8pairs_512", "copy_16")
+REPOSITORY = Path(__file__).resolve().parents[1]  # holds nano/: the lab is a folder of the checkout, not installed
 
 
 def _module_command(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", f"workbench.nano.{module}", *args]
+    return [sys.executable, "-m", f"nano.{module}", *args]
+
+
+def _child_env() -> dict[str, str]:
+    """This environment with the repository first on PYTHONPATH, so `-m nano.<module>` runs from any directory."""
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPOSITORY), *([inherited] if inherited else [])])}
 
 
 def _run_all(commands: list[list[str]], logs: list[Path]) -> list[int]:
@@ -35,7 +42,7 @@ def _run_all(commands: list[list[str]], logs: list[Path]) -> list[int]:
     procs = []
     for command, log in zip(commands, logs):
         with open(log, "w") as f:
-            procs.append(subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT))
+            procs.append(subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=_child_env()))
     return [p.wait() for p in procs]
 
 
@@ -90,7 +97,7 @@ def main(argv=None) -> dict:
     report_cmd = _module_command("evaluate", "--model", str(best), "--n", str(args.report_n), "--seed",
                                  str(args.report_seed), "--device", args.device, "--route-tokens", str(args.route_tokens),
                                  "--out", str(best / "eval.json"))
-    subprocess.run(report_cmd, check=True)
+    subprocess.run(report_cmd, check=True, env=_child_env())
     sweep = {"seeds": args.seeds, "failed_training": sorted(set(runs) - set(trained)), "best_seed": best_seed,
              "selection": {"suites": SELECTION_SUITES, "heldout_seed": args.select_seed, "n": args.select_n,
                            "scores": scores},

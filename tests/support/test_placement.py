@@ -4,11 +4,11 @@ model it gives computes what the same weights compute in an ordinary model, and 
 
 import pytest
 import torch
+from support.placement import layer_device_map, random_model_on_devices
+from support.toy import qwen3_next_config
 from transformers import AutoModelForCausalLM
 
 from workbench.capture import CaptureSettings, capture
-from workbench.testing.placement import layer_device_map, random_model_on_devices
-from workbench.testing.toy import qwen3_next_config
 
 
 def test_layer_device_map_splits_layers_in_order():

@@ -1,20 +1,21 @@
 """Evaluate a nano checkpoint: greedy exact match on held-out prompts, and routing specialisation.
 
-    python -m workbench.nano.evaluate --model DIR --n 100 [--device cuda] [--out DIR/eval.json]
+    python -m nano.evaluate --model DIR --n 100 [--device cuda] [--out DIR/eval.json]   # from the repository root
 
 Exact match: the prompt is greedily continued for len(answer tokens) + 1 tokens; a record counts when the
-continuation is the answer followed by the text's next token (" ." / " ;" / newline), so "1234" for
-"123" fails ("answer_tokens_exact", the no-stop column, skips that last check). Prompts come from
+continuation is the answer followed by the text's next token (" ." / " ;" / newline; `data.encode_for_exact_match`),
+so "1234" for "123" fails ("answer_tokens_exact", the no-stop column, skips that last check). Prompts come from
 `data.heldout_records` (the held-out seed space, never training's), one suite per task and context
 length (passkey at 1K-8K tokens, 8-pair recall at 512 and 2K, ...). Batches are right-padded and run
 without a KV cache: causal attention and the DeltaNet recurrence never look right, so padding cannot change
 a row's logits, and the code only uses `model.model(...)` and `model.lm_head`.
 
-Routing specialisation: for each domain, a packed held-out stream of `route_tokens` tokens; per layer, each
-domain's expert-load distribution p_d = top-k selection counts / (tokens * k), read off
-`output_router_logits`. Per layer the generalised Jensen-Shannon divergence across the D domains (equal
-weights, bits) is H(mean_d p_d) - mean_d H(p_d), in [0, log2 D]; the metric is its mean over layers,
-reported for the trained model, the same architecture at a seeded random init, and their ratio.
+Routing specialisation: for each domain, a packed held-out stream of `route_tokens` tokens (`data.domain_stream`,
+the texts the routing-specialisation probe draws too); per layer, each domain's expert-load distribution
+p_d = top-k selection counts / (tokens * k), read off `output_router_logits`. Per layer the generalised
+Jensen-Shannon divergence across the D domains (equal weights, bits) is H(mean_d p_d) - mean_d H(p_d), in
+[0, log2 D]; the metric is its mean over layers, reported for the trained model, the same architecture at a seeded
+random init, and their ratio.
 Run as a script, fla/causal_conv1d are blocked as in training: evaluation runs the kernels it was trained with.
 """
 
@@ -28,7 +29,6 @@ if __name__ == "__main__":  # run as a script: block the kernels before transfor
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import random  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,27 +36,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3NextForCausalLM  # noqa: E402
 
-from . import data  # noqa: E402
-from .tokenizer import BOS_ID, EOS_ID, PAD_ID  # noqa: E402
-
-ROUTING_PARAMS = {"passkey": {"n_tokens": 512}, "assoc_recall": {"n_pairs": 8, "n_tokens": 512},
-                  "copy": {"n_items": 32}, "arithmetic": {"n_problems": 12}, "code": {"n_tokens": 512},
-                  "prose": {"n_tokens": 512}}
+from workbench.nano import data  # noqa: E402
+from workbench.nano.data import domain_stream, encode_for_exact_match  # noqa: E402
+from workbench.nano.tokenizer import PAD_ID  # noqa: E402
 
 
 def answer_suites() -> list[str]:
     return [name for name, (task, _) in data.HELDOUT_SUITES.items() if task != "prose"]
-
-
-def encode_for_exact_match(tokenizer, record: dict) -> tuple[list[int], list[int]]:
-    """(prompt ids with <bos>, gold continuation ids: the answer's tokens plus the next token of the text)."""
-    prompt_ids = tokenizer(record["prompt"]).input_ids
-    full_ids = tokenizer(record["text"]).input_ids
-    n_answer = len(tokenizer(record["answer"], add_special_tokens=False).input_ids)
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        raise ValueError(f"{record['id']}: the prompt does not tokenize as a prefix of the text")
-    gold = full_ids[len(prompt_ids): len(prompt_ids) + n_answer + 1]
-    return prompt_ids, gold + [EOS_ID] * (n_answer + 1 - len(gold))
 
 
 @torch.no_grad()
@@ -100,19 +86,6 @@ def exact_match(model, tokenizer, records: list[dict], device: torch.device, bat
     return results
 
 
-def domain_stream(domain: str, seed: int, n_tokens: int) -> list[int]:
-    """n_tokens ids of held-out `domain` records packed as <bos> record <eos> ..."""
-    from .tokenizer import build_vocab
-
-    vocab, ids, i = build_vocab(), [], 0
-    while len(ids) < n_tokens:
-        rng = random.Random(f"nano-heldout:{seed}:routing-{domain}:{i}")
-        doc = data.GENERATORS[domain](rng, **ROUTING_PARAMS[domain])
-        ids += [BOS_ID, *(vocab[p] for p in doc.pieces), EOS_ID]
-        i += 1
-    return ids[:n_tokens]
-
-
 @torch.no_grad()
 def expert_load(model, streams: dict[str, list[int]], device: torch.device, row_len: int = 512) -> np.ndarray:
     """Top-k selection frequencies [domains, layers, experts] (each row sums to 1) from output_router_logits."""
@@ -153,8 +126,8 @@ def routing_specialisation(model, seed: int, route_tokens: int, device: torch.de
 def mtp_acceptance(model, head, seed: int, n_tokens: int, device: torch.device, row_len: int = 1024) -> dict:
     """Greedy draft acceptance of the MTP head per domain (held-out streams, `n_tokens` each, rows of `row_len`),
     teacher-forced (see workbench.mtp.acceptance), and per position bucket over all domains."""
-    from ..mtp import mtp_logits
-    from ..mtp.acceptance import acceptance_rows, position_bucket
+    from workbench.mtp import mtp_logits
+    from workbench.mtp.acceptance import acceptance_rows, position_bucket
 
     by_domain, by_bucket = {}, {}
     for domain in data.DOMAINS:
@@ -182,8 +155,8 @@ def mtp_acceptance(model, head, seed: int, n_tokens: int, device: torch.device, 
 def deltanet_half_lives(model, seed: int, n_tokens: int, device: torch.device, row_len: int = 1024) -> dict:
     """Per DeltaNet layer, each value head's memory half-life ln2 / -mean(g) in tokens (g: log decay, mean over the
     held-out streams of all six domains, `n_tokens` each), sorted, and how many heads forget within one token."""
-    from ..capture import CaptureSettings, capture
-    from ..ops.decay import half_life
+    from workbench.capture import CaptureSettings, capture
+    from workbench.ops.decay import half_life
 
     sums, tokens, layers = None, 0, None
     with capture(model, CaptureSettings(routing=False, deltanet=True, deltanet_path="torch")) as run:
@@ -224,7 +197,7 @@ def evaluate(model_dir: str, n: int = 100, seed: int = 0, device: str | None = N
             "wrong_examples": [{k: r[k] for k in ("id", "answer", "predicted")} for r in results if not r["exact"]][:3]}
     report["routing"] = routing_specialisation(model, seed, route_tokens, device) if route_tokens else None
     report["deltanet_half_lives"] = deltanet_half_lives(model, seed, min(route_tokens or 4096, 4096), device)
-    from ..mtp import load_mtp_head, mtp_tensor_names
+    from workbench.mtp import load_mtp_head, mtp_tensor_names
 
     if mtp_tensor_names(model_dir):
         head = load_mtp_head(model, model_dir)

@@ -1,13 +1,13 @@
 """Train the nano Qwen3-Next on the synthetic mix for a wall-clock budget, then save a bf16 checkpoint.
 
-    python -m workbench.nano.train --out DIR --minutes 8 --seed 0 [--device cuda]
-    python -m workbench.nano.train --out DIR --minutes 0.2 --tiny --device cpu     # smoke test
+    python -m nano.train --out DIR --minutes 8 --seed 0 [--device cuda]    # from the repository root
+    python -m nano.train --out DIR --minutes 0.2 --tiny --device cpu      # smoke test
 
 Run as a script, fla and causal_conv1d are blocked before transformers is imported: fla's DeltaNet backward
 is refused on Hopper (an incorrect-results guard), so training uses transformers' torch DeltaNet kernels.
 Imported as a module (tests) nothing is blocked; `main` refuses CUDA training when fla is importable.
 
-    python -m workbench.nano.train --out DIR --init-from workbench/nano/checkpoint --mtp-weight 0.3 --minutes 6
+    python -m nano.train --out DIR --init-from workbench/nano/checkpoint --mtp-weight 0.3 --minutes 6
 
 Loss = lm_weight * mean token cross-entropy over every token + answer_weight * mean cross-entropy over answer tokens
 (the digits or items a prompt asks for and the token that ends them; their own mean, so long filler cannot
@@ -48,10 +48,10 @@ import transformers  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info  # noqa: E402
 from transformers import Qwen3NextForCausalLM  # noqa: E402
 
-from ..mtp import MTPHead, mtp_logits, write_mtp_shard  # noqa: E402
-from . import data  # noqa: E402
-from .model_config import check_nano_structure, nano_config  # noqa: E402
-from .tokenizer import build_tokenizer, build_vocab  # noqa: E402
+from workbench.mtp import MTPHead, mtp_logits, write_mtp_shard  # noqa: E402
+from workbench.nano import data  # noqa: E402
+from workbench.nano.model_config import check_nano_structure, nano_config  # noqa: E402
+from workbench.nano.tokenizer import build_tokenizer, build_vocab  # noqa: E402
 
 ROW_LENGTHS = (256, 512, 1024, 2048, 4096)
 ROW_LENGTH_WEIGHTS = (1, 1, 2, 3, 1)  # share of steps after the warm-up phase
@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
     on_cuda = device.type == "cuda"
     if on_cuda and importlib.util.find_spec("fla") is not None:
         raise RuntimeError("fla is importable and its DeltaNet backward fails on Hopper: "
-                           "run `python -m workbench.nano.train`, which blocks it")
+                           "run `python -m nano.train`, which blocks it")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
