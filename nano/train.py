@@ -48,8 +48,8 @@ import transformers  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info  # noqa: E402
 from transformers import Qwen3NextForCausalLM  # noqa: E402
 
+from nano import training_data  # noqa: E402
 from workbench.mtp import MTPHead, mtp_logits, write_mtp_shard  # noqa: E402
-from workbench.nano import data  # noqa: E402
 from workbench.nano.model_config import check_nano_structure, nano_config  # noqa: E402
 from workbench.nano.tokenizer import build_tokenizer, build_vocab  # noqa: E402
 
@@ -79,11 +79,11 @@ class TrainingStream(IterableDataset):
 
     def __iter__(self):
         worker = get_worker_info()
-        rng = data.training_rng(self.seed, worker.id if worker is not None else 0)
+        rng = training_data.training_rng(self.seed, worker.id if worker is not None else 0)
         vocab = build_vocab()
         while True:
             length = row_length(rng, self.progress.value, self.max_len)
-            ids, flags = data.training_batch(rng, vocab, max(1, self.tokens_per_step // length), length + 1)
+            ids, flags = training_data.training_batch(rng, vocab, max(1, self.tokens_per_step // length), length + 1)
             yield torch.tensor(ids, dtype=torch.long), torch.tensor(flags, dtype=torch.uint8)
 
 

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
@@ -22,14 +21,6 @@ def test_heldout_records_deterministic_by_seed(suite):
     texts_b = [r["text"] for r in data.heldout_records(suite, 1, 3)]
     assert texts_a != texts_b
     assert len(set(texts_a)) == 3  # records within a suite differ too
-
-
-def test_training_stream_deterministic_and_disjoint_from_heldout():
-    vocab = tk.build_vocab()
-    a = data.training_batch(data.training_rng(0, 0), vocab, 4, 512)
-    assert a == data.training_batch(data.training_rng(0, 0), vocab, 4, 512)
-    assert a != data.training_batch(data.training_rng(1, 0), vocab, 4, 512)
-    assert a != data.training_batch(data.training_rng(0, 1), vocab, 4, 512)
 
 
 @pytest.mark.parametrize("n_tokens", [256, 1024, 4096])
@@ -132,20 +123,6 @@ def test_config_structure_and_size():
         check_nano_structure(bad)
     for fragment in ("3:1", "two full-attention", "1/16", "sparse MoE", "exceeds"):
         assert fragment in str(err.value)
-
-
-def test_training_rows_exact_length_with_answer_flags():
-    vocab = tk.build_vocab()
-    ids, flags = data.training_batch(data.training_rng(0, 3), vocab, 6, 1025)
-    assert all(len(row) == 1025 for row in ids) and all(len(row) == 1025 for row in flags)
-    flat_ids, flat_flags = np.array(ids).ravel(), np.array(flags).ravel()
-    assert flat_ids.max() < len(vocab) and (flat_ids == tk.BOS_ID).sum() >= 6
-    digit_ids, stop_ids = {vocab[d] for d in tk.DIGITS}, {vocab[" ;"], vocab[" ."], vocab["\n"]}
-    flagged = flat_ids[flat_flags == 1]
-    assert len(flagged) > 0 and np.mean([t in digit_ids for t in flagged]) > 0.4
-    # every run of flagged tokens ends with its stop token
-    run_ends = np.flatnonzero((flat_flags[:-1] == 1) & (flat_flags[1:] == 0))
-    assert set(flat_ids[run_ends].tolist()) <= stop_ids
 
 
 def test_write_probe_prompts(tmp_path):

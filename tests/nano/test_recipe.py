@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from nano import evaluate, sweep, train
+from nano import evaluate, sweep, train, training_data
 from scipy.spatial.distance import jensenshannon
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3NextForCausalLM
 
@@ -109,3 +109,25 @@ def test_sweep_keeps_the_best_seed_and_reports_on_another_seed(tmp_path):
     assert AutoModelForCausalLM.from_pretrained(str(best)).config.num_experts == 32
     with pytest.raises(SystemExit, match="exists"):  # a kept model is never overwritten
         sweep.main(["--out", str(tmp_path / "s"), "--seeds", "0", "--tiny", "--device", "cpu"])
+
+
+def test_training_stream_deterministic_and_disjoint_from_heldout():
+    vocab = tk.build_vocab()
+    a = training_data.training_batch(training_data.training_rng(0, 0), vocab, 4, 512)
+    assert a == training_data.training_batch(training_data.training_rng(0, 0), vocab, 4, 512)
+    assert a != training_data.training_batch(training_data.training_rng(1, 0), vocab, 4, 512)
+    assert a != training_data.training_batch(training_data.training_rng(0, 1), vocab, 4, 512)
+
+
+def test_training_rows_exact_length_with_answer_flags():
+    vocab = tk.build_vocab()
+    ids, flags = training_data.training_batch(training_data.training_rng(0, 3), vocab, 6, 1025)
+    assert all(len(row) == 1025 for row in ids) and all(len(row) == 1025 for row in flags)
+    flat_ids, flat_flags = np.array(ids).ravel(), np.array(flags).ravel()
+    assert flat_ids.max() < len(vocab) and (flat_ids == tk.BOS_ID).sum() >= 6
+    digit_ids, stop_ids = {vocab[d] for d in tk.DIGITS}, {vocab[" ;"], vocab[" ."], vocab["\n"]}
+    flagged = flat_ids[flat_flags == 1]
+    assert len(flagged) > 0 and np.mean([t in digit_ids for t in flagged]) > 0.4
+    # every run of flagged tokens ends with its stop token
+    run_ends = np.flatnonzero((flat_flags[:-1] == 1) & (flat_flags[1:] == 0))
+    assert set(flat_ids[run_ends].tolist()) <= stop_ids

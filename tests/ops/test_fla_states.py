@@ -84,9 +84,8 @@ def test_capture_recomputes_the_states_when_the_models_kernel_is_not_fla(tiny_ne
     """capture with deltanet_path='auto' uses the kernel path for prefill when fla_for offers a kernel (here the
     stand-in) but the model runs transformers' torch kernel: the states are recomputed with that kernel
     ("fla-recompute"); decode uses the torch path; the norms equal deltanet_path='torch'."""
-    import workbench.capture.deltanet.recorder as deltanet  # the names the recorder looks up
     import workbench.capture.kernel_device as kernel_device
-    import workbench.ops.state_norms.dispatch as dispatch  # and the state-statistics dispatch
+    import workbench.ops.state_norms.dispatch as dispatch  # the state-statistics dispatch looks fla_for up
     from workbench.capture import CaptureSettings, capture
 
     ids = torch.randint(0, tiny_next.config.vocab_size, (1, 70), generator=torch.Generator().manual_seed(5))
