@@ -13,7 +13,7 @@ def test_mtp_page_renders_acceptance_and_overlap(tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     titles = chart_titles(at)
     for words in ("Draft acceptance by prompt label", "Draft acceptance by position", "by context length",
-                  "Expert overlap: MTP layer L4"):
+                  "Expert overlap: the MTP layer (routing rows under layer index 4)"):
         assert any(words in title for title in titles), titles
     assert any(metric.value == "66.7%" for metric in at.metric)  # 2 of 3 rows accepted
 
@@ -36,3 +36,4 @@ def test_figures_hold_the_numbers():
     assert [list(trace.y) for trace in figure.data][0] == [0.5, 1.0] and figure.layout.xaxis.type == "category"
     overlap = routing_overlap_bars(pd.DataFrame({"layer": [0, 2], "jaccard": [0.2, 0.1], "rows": [3, 3]}), 4, 0.33)
     assert list(overlap.data[0].x) == ["L0", "L2"] and list(overlap.data[0].y) == [0.2, 0.1]
+    assert "L4" not in overlap.layout.title.text  # the MTP layer is not drawn as a fifth decoder layer

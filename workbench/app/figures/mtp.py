@@ -28,7 +28,9 @@ def acceptance_bars(frame: pd.DataFrame, category: str, title: str, axis_title: 
 
 def routing_overlap_bars(frame: pd.DataFrame, mtp_layer: int, chance: float | None) -> go.Figure:
     """mtp_routing_overlap rows -> one bar per trunk layer (categories), a dotted line at chance."""
-    title = f"Expert overlap: MTP layer {layer_label(mtp_layer)} at row t vs each trunk layer at position t+1"
+    # the MTP layer is no decoder layer: its routing rows sit under index num_hidden_layers, never drawn as "L<n>"
+    title = (f"Expert overlap: the MTP layer (routing rows under layer index {mtp_layer}) at row t vs each trunk "
+             "layer at position t+1")
     if frame.empty:
         return empty_figure(title, "no routing rows for the MTP layer (trace with routing and --mtp)")
     figure = go.Figure(go.Bar(x=[layer_label(x) for x in frame.layer], y=frame.jaccard, marker_color=COLOURS[0],
