@@ -9,7 +9,7 @@ LOCK ?= requirements/lock.txt
 # for the Triton kernels' tests under its CPU interpreter), else whatever CUDA build pip picks with its own triton.
 CPU_TORCH := torch==2.13.0 triton==3.9.0
 # The transformers releases `make test-compat` runs the adapter and capture suites on: the oldest the project declares
-# and the newest (pyproject.toml's range and workbench/adapters/upstream.py's TESTED_RELEASES say the same).
+# and the newest (tests/adapters/test_upstream.py checks they bound pyproject.toml's range).
 COMPAT_RELEASES ?= 5.17.0 5.25.0
 COMPAT_DIR ?= $(or $(TMPDIR),/tmp)/workbench-compat
 # What touches transformers' internals: the adapters, every capture kind, the ops compared with transformers' own

@@ -66,6 +66,17 @@ def _refused(model, monkeypatch, settings, site, match, break_site):
     return str(refused.value)
 
 
+def test_the_compatibility_run_covers_the_oldest_and_a_newest_release_of_the_range():
+    """make test-compat's releases: the first is the declared lower bound itself, every one lies in the range."""
+    from packaging.specifiers import SpecifierSet
+
+    line = next(l for l in (ROOT / "Makefile").read_text().splitlines() if l.startswith("COMPAT_RELEASES ?="))
+    releases = line.split("?=")[1].split()
+    declared = SpecifierSet(",".join(TESTED_TRANSFORMERS))
+    assert len(releases) >= 2 and all(release in declared for release in releases)
+    assert TESTED_TRANSFORMERS[0] == f">={releases[0].removesuffix('.0')}"
+
+
 def test_pyproject_declares_the_tested_range():
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     declared = [d for d in dependencies if re.match(r"transformers\b", d)]

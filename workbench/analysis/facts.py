@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..adapters.facts import MTP_LABEL, layer_labels
+from ..adapters.facts import layer_labels
 
 FULL, LINEAR = "full_attention", "linear_attention"
 
@@ -59,5 +59,3 @@ def run_facts(manifest: dict) -> RunFacts:
     return RunFacts(kinds, layer_labels(kinds, linear_label, mtp), manifest.get("num_experts"),
                     None if top_k is None or not manifest.get("moe_layers") else int(top_k), heads)
 
-
-__all__ = ["MTP_LABEL", "RunFacts", "run_facts"]
