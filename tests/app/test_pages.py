@@ -193,3 +193,15 @@ def test_sidebar_opens_on_the_newest_of_the_fullest_runs(with_probe_run):
     runs = [{"run_id": "old", "tables": ["tokens", "routing"]}, {"run_id": "new", "tables": ["routing", "tokens"]},
             {"run_id": "probe", "tables": ["needle_sweep"]}]
     assert default_run(runs) == "new"
+
+
+def test_the_sidebar_labels_layers_and_heads_from_the_run_facts():
+    """The shipped MTP run (nano: 6 DeltaNet + 2 attention layers, 8 value heads, routing of the MTP layer under
+    index 8): layer choices carry their kind, the MTP layer is labelled as such, heads go up to the most of any kind."""
+    nano = Path(__file__).resolve().parents[2] / "datasets" / "nano"
+    at = run_page(nano, "routing", run_id="20261202T010421Z-a8e2a1b1")
+    assert not at.exception
+    assert at.sidebar.multiselect(key="layers").options == [
+        "L0 DeltaNet", "L1 DeltaNet", "L2 DeltaNet", "L3 attention", "L4 DeltaNet", "L5 DeltaNet", "L6 DeltaNet",
+        "L7 attention", "MTP"]
+    assert at.sidebar.selectbox(key="head").options == ["all", *map(str, range(8))]
