@@ -39,7 +39,7 @@ def traced_forward(model, input_ids, settings, pairs):
         if pairs is not None:
             run.recorder("deltanet").set_recall_pairs(pairs)
         model(input_ids=input_ids, use_cache=False)
-        if settings.routing:
+        if "routing" in settings:
             run.collect("routing")
         return run.collect("deltanet")
 

@@ -1,7 +1,7 @@
 """Expert saliency overhead: forward with expert-saliency capture / plain forward, for each path.
 
 Default is the 4-layer slice of Qwen3-Next-80B-A3B at its real per-layer dimensions (512 experts top-10) at 32K
-tokens (bench_capture_overhead.build_slice). Paths (capture/saliency.py): "tap" reads each routed row's expert output
+tokens (bench_capture_overhead.build_slice). Paths (capture/saliency/): "tap" reads each routed row's expert output
 norm inside the model's own grouped_mm forward (no expert runs twice); "grouped" recomputes each chosen expert's
 output with the experts module's own implementation (grouped_mm) on the N*k routed rows; "loop" with its eager
 per-expert loop. All leave the model's forward as it is (checked here: logits torch.equal). With both tap and

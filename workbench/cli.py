@@ -9,7 +9,16 @@ from typing import List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Look inside hybrid linear-attention MoE models.")
+COMMANDS: list[tuple[str, object]] = []  # (name, function) of every command, in --help order
+
+
+def command(name: str | None = None):
+    """Register a function as a `workbench` command (build_app makes the typer app from these)."""
+    def register(function):
+        COMMANDS.append((name or function.__name__, function))
+        return function
+
+    return register
 
 
 def _fail(message: str) -> None:
@@ -17,7 +26,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-@app.command()
+@command()
 def trace(
     out: Path = typer.Option(..., "--out", help="Trace folder (created, or appended to)."),
     model: str = typer.Option("nano", "--model", help="'nano', a local checkpoint folder, or an HF id."),
@@ -26,33 +35,8 @@ def trace(
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
     device_map: Optional[str] = typer.Option(None, "--device-map", help="e.g. 'auto' to spread over GPUs."),
-    router_logits: bool = typer.Option(False, "--router-logits", help="Also store full router logits."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1,
                                              help="Truncate each prompt to this many tokens."),
-    attention: bool = typer.Option(False, "--attention", help="Attention recall of full-attention layers: span "
-                                   "masses, top-k keys, entropy, sink, distance per analysed query and head; gates."),
-    attention_stride: int = typer.Option(64, "--attention-stride", min=0, help="Analyse every N-th token (0: only the "
-                                         "last token and query spans)."),
-    attention_topk: int = typer.Option(8, "--attention-topk", min=1, help="Most-attended keys kept per query and head."),
-    deltanet: bool = typer.Option(False, "--deltanet", help="DeltaNet state: per-token state norm, decay, beta, "
-                                  "half-life per layer; per-head summaries; recall of spans named needle*."),
-    deltanet_heads: str = typer.Option("aggregate", "--deltanet-heads", help="aggregate or per_head (per-head rows at "
-                                       "every token; else every --deltanet-head-stride)."),
-    deltanet_head_stride: int = typer.Option(0, "--deltanet-head-stride", min=0, help="Per-head rows every N tokens "
-                                             "(0: none)."),
-    state_snapshot: Optional[List[int]] = typer.Option(None, "--state-snapshot", help="Token position (negative: from "
-                                                       "the end) whose state spectrum to keep; repeatable."),
-    deltanet_path: str = typer.Option("auto", "--deltanet-path", help="auto (fla on CUDA when available, else the "
-                                      "PyTorch chunk loop), fla or torch."),
-    mtp: bool = typer.Option(False, "--mtp", help="Run the checkpoint's multi-token-prediction head (mtp.* tensors): "
-                             "its draft of token t+2 per position, whether the trunk accepts it; its routing."),
-    expert_saliency: bool = typer.Option(False, "--expert-saliency", help="Per MoE layer and expert: selections, mean "
-                                         "gate, mean ||expert output||, REAP; the shared expert's share (tables "
-                                         "expert_saliency, shared_expert_share)."),
-    expert_saliency_path: str = typer.Option("auto", "--expert-saliency-path", help="auto (tap where the experts run "
-                                             "grouped_mm, else grouped), tap (read each expert's output inside the "
-                                             "model's grouped_mm forward), grouped (recompute with the experts' own "
-                                             "implementation, batched) or loop (recompute, per-expert eager loop)."),
     revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
@@ -71,8 +55,10 @@ def trace(
                                               "(default: a local ray.init())."),
     gpus_per_replica: int = typer.Option(1, "--gpus-per-replica", min=1, help="--engine ray: GPUs each model replica "
                                          "spans (device_map auto over them), for a model larger than one GPU."),
+    **capture,
 ):
-    """Trace prompts through a model and append one run to OUT."""
+    """Trace prompts through a model and append one run to OUT. Its capture flags (routing on by default, --attention,
+    --deltanet, ... and their options) are those of the registered capture kinds (cli_capture.py)."""
     from .adapters import UnsupportedArchitecture
     from .capture import CaptureError, CaptureSettings
     from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
@@ -85,13 +71,7 @@ def trace(
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
     try:  # every check that needs no model, each in the one place that owns it, before anything loads
-        settings = CaptureSettings(router_logits=router_logits, attention=attention,
-                                   attention_stride=attention_stride, attention_topk=attention_topk,
-                                   deltanet=deltanet, deltanet_heads=deltanet_heads,
-                                   deltanet_head_stride=deltanet_head_stride,
-                                   state_snapshots=tuple(state_snapshot or ()),
-                                   deltanet_path=deltanet_path, mtp=mtp, expert_saliency=expert_saliency,
-                                   expert_saliency_path=expert_saliency_path)
+        settings = CaptureSettings(**capture)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
         if engine not in ("local", "ray"):
@@ -151,7 +131,7 @@ def _resume_command(run_id: str) -> str:
     return " ".join(["workbench", *map(shlex.quote, kept), "--resume", run_id])
 
 
-@app.command()
+@command()
 def info(folder: Path = typer.Argument(..., help="Trace folder.")):
     """Print a trace folder's runs, tokens, layers and sizes."""
     from .analysis.summary import trace_summary
@@ -164,7 +144,7 @@ def info(folder: Path = typer.Argument(..., help="Trace folder.")):
     typer.echo(trace_summary(trace_handle))
 
 
-@app.command()
+@command()
 def schema():
     """Print every trace table's columns (meaning, dtype, units)."""
     from .trace import schema_markdown
@@ -172,7 +152,7 @@ def schema():
     typer.echo(schema_markdown())
 
 
-@app.command()
+@command()
 def export(
     trace_dir: Path = typer.Argument(..., help="Trace folder to export from."),
     dataset_dir: Path = typer.Argument(..., help="New (or empty) dataset folder."),
@@ -192,7 +172,7 @@ def export(
     typer.echo(f"{len(summary.runs)} runs -> {summary.path}: {sizes}")
 
 
-@app.command(name="check-dataset")
+@command(name="check-dataset")
 def check_dataset_command(dataset_dir: Path = typer.Argument(..., help="Dataset folder written by export.")):
     """Check an exported dataset's files against its card (rows, files, bytes per table; runs)."""
     from .trace.export import DatasetMismatch, check_dataset
@@ -204,7 +184,7 @@ def check_dataset_command(dataset_dir: Path = typer.Argument(..., help="Dataset 
     typer.echo(f"{dataset_dir}: {len(card['workbench']['tables'])} tables match the card")
 
 
-@app.command()
+@command()
 def doctor(
     family: Optional[List[str]] = typer.Option(None, "--family", help="Check only this family (repeatable; default "
                                                "every supported family)."),
@@ -235,7 +215,7 @@ def dashboard_script() -> Path:
     return Path(__file__).resolve().parent / "app" / "streamlit_app.py"
 
 
-@app.command(name="app")
+@command(name="app")
 def app_command(
     folder: Path = typer.Argument(..., help="Trace folder to show."),
     port: int = typer.Option(8501, help="Port on 127.0.0.1."),
@@ -255,6 +235,21 @@ def app_command(
     typer.echo(f"dashboard for {folder} on http://127.0.0.1:{port}  (Ctrl+C stops it)")
     sys.stdout.flush()
     os.execv(sys.executable, command)  # streamlit replaces this process: stopping it leaves no orphan server
+
+
+def build_app() -> typer.Typer:
+    """The `workbench` typer app, from the commands above; `trace` gets the capture flags of every capture kind
+    registered now (a kind registered later, e.g. by a test, appears in the next build_app())."""
+    from .cli_capture import with_capture_flags
+
+    built = typer.Typer(add_completion=False, no_args_is_help=True, help="Look inside hybrid linear-attention MoE "
+                        "models.")
+    for name, function in COMMANDS:
+        built.command(name=name)(with_capture_flags(function) if function is trace else function)
+    return built
+
+
+app = build_app()
 
 
 def main() -> None:

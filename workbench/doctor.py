@@ -69,7 +69,7 @@ def versions() -> list[tuple[str, str]]:
 def fast_paths() -> list[tuple[str, bool, str]]:
     """(fast path, usable here, why or why not) for the optional paths the captures take on a GPU."""
     from .ops.state_norms.fla_backend import fla_for
-    from .capture.expert_tap import tap_unavailable
+    from .capture.saliency.expert_tap import tap_unavailable
     from .ops.triton_support import kernel_module
 
     rows = []
@@ -99,18 +99,16 @@ def fast_paths() -> list[tuple[str, bool, str]]:
 
 
 def _kind_settings(adapter) -> dict[str, object]:
-    """Capture kind -> the CaptureSettings that exercises it on a family (every option that adds a site)."""
+    """Capture kind -> the CaptureSettings that exercise it alone on a family (every option that adds a site), from
+    each registered kind's `doctor`; kinds without one (mtp) and kinds the family has no site for are left out."""
     from .capture import CaptureSettings
+    from .capture.kind import registered_kinds
 
     kinds = {}
-    if adapter.router is not None:
-        kinds["routing"] = CaptureSettings(routing=True, router_logits=True)
-        kinds["expert_saliency"] = CaptureSettings(routing=False, expert_saliency=True)
-    if adapter.attention is not None:
-        kinds["attention"] = CaptureSettings(routing=False, attention=True, attention_stride=4)
-    if adapter.linear_attention is not None:
-        kinds["deltanet"] = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head",
-                                            state_snapshots=(-1,))
+    for name, kind in registered_kinds().items():
+        settings = kind.doctor(adapter) if kind.doctor is not None else None
+        if settings is not None:
+            kinds[name] = CaptureSettings.of(settings)
     return kinds
 
 

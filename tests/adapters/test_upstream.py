@@ -19,7 +19,7 @@ from workbench.adapters import adapter_for_config
 from workbench.adapters.upstream import (TESTED_TRANSFORMERS, SiteError, callable_parameters, kernel_signature,
                                          torch_reference, transformers_version)
 from workbench.capture import CaptureSettings, capture
-from workbench.capture.deltanet import deltanet_layers
+from workbench.capture.deltanet.recorder import deltanet_layers
 from workbench.cli import app
 
 pytestmark = pytest.mark.filterwarnings("ignore")

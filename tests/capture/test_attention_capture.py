@@ -8,8 +8,8 @@ from support.toy import build_model, qwen3_next_config
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from workbench.capture import AttentionCaptureError, CaptureSettings, capture
-from workbench.capture.attention import GATE_LOW, AttentionRecorder
-from workbench.capture.attention_function import ACTIVE, recall_name, rows_attention_stats, select_rows
+from workbench.capture.attention.recorder import GATE_LOW, AttentionRecorder
+from workbench.capture.attention.function import ACTIVE, recall_name, rows_attention_stats, select_rows
 from workbench.ops.attention_stats import naive_attention_stats, stats_from_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -7,7 +7,7 @@ import torch
 from support.model_state import model_state
 
 from workbench.capture import CaptureSettings, capture
-from workbench.capture.expert_tap import tap_unavailable
+from workbench.capture.saliency.expert_tap import tap_unavailable
 
 ALL = CaptureSettings(router_logits=True, deltanet=True, deltanet_head_stride=4, state_snapshots=(-1,),
                       attention=True, attention_stride=8, attention_topk=4, expert_saliency=True)

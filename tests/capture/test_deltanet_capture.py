@@ -12,7 +12,7 @@ import torch
 from support.model_state import kernel_globals
 
 from workbench.capture import CaptureSettings, capture
-from workbench.capture.deltanet import deltanet_layers
+from workbench.capture.deltanet.recorder import deltanet_layers
 from workbench.ops.state_norms import naive_state_stats
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -197,15 +197,15 @@ def test_fla_path_on_cpu_is_refused_clearly_and_an_error_mid_forward_restores(ti
 
 def test_settings_validation_and_round_trip():
     settings = CaptureSettings(deltanet=True, deltanet_heads="per_head", state_snapshots=[0, -1])
-    assert settings.state_snapshots == (0, -1)
+    assert settings["deltanet"].state_snapshots == (0, -1)
     assert CaptureSettings.from_dict(settings.to_dict()) == settings
     for bad, message in [
         (dict(deltanet=True, deltanet_heads="all"), "deltanet_heads must be"),
         (dict(deltanet=True, deltanet_head_stride=-1), "deltanet_head_stride must be an integer >= 0"),
         (dict(deltanet=True, state_snapshots=5), "state_snapshots must be a sequence"),
-        (dict(deltanet=True, state_snapshots=(1.5,)), "state_snapshots must be integer"),
+        (dict(deltanet=True, state_snapshots=(1.5,)), "state_snapshots must be an int, got 1.5"),
         (dict(deltanet=True, deltanet_path="cuda"), "deltanet_path must be"),
-        (dict(state_snapshots=(3,)), "need deltanet=True"),
+        (dict(state_snapshots=(3,)), "state_snapshots needs deltanet=True"),
     ]:
         with pytest.raises(ValueError, match=message):
             CaptureSettings(**bad)

@@ -11,8 +11,8 @@ import transformers.integrations.moe as moe
 from support.model_state import model_state
 
 from workbench.capture import CaptureError, CaptureSettings, capture
-from workbench.capture.expert_tap import tap_unavailable
-from workbench.capture.saliency import expert_outputs
+from workbench.capture.saliency.expert_tap import tap_unavailable
+from workbench.capture.saliency.recorder import expert_outputs
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -202,7 +202,7 @@ def test_tap_unavailable_where_proj_out_is_not_the_expert_output(tiny_next):
 def test_paths_agree_and_table_rows(tiny_next):
     """The grouped and loop recomputes give the same per-expert outputs; the table holds one row per chosen expert
     with means = sums / count."""
-    from workbench.trace.saliency_tables import saliency_tables
+    from workbench.capture.saliency.tables import saliency_tables
 
     experts = tiny_next.model.layers[0].mlp.experts
     hidden = torch.randn(29, tiny_next.config.hidden_size, generator=torch.Generator().manual_seed(1))
@@ -226,8 +226,9 @@ def test_paths_agree_and_table_rows(tiny_next):
 def test_settings_refuse_path_without_saliency():
     with pytest.raises(ValueError, match="expert_saliency_path needs expert_saliency=True"):
         CaptureSettings(expert_saliency_path="loop")
-    with pytest.raises(ValueError, match="must be 'auto', 'tap', 'grouped' or 'loop'"):
+    with pytest.raises(ValueError, match="expert_saliency_path must be one of 'auto', 'tap', 'grouped', 'loop', got 'fast'"):
         CaptureSettings(expert_saliency=True, expert_saliency_path="fast")
-    assert CaptureSettings().expert_saliency_path == "auto"
+    assert CaptureSettings(expert_saliency=True)["expert_saliency"].expert_saliency_path == "auto"
+    assert CaptureSettings().to_dict()["expert_saliency_path"] == "auto"
     old_manifest = {**CaptureSettings().to_dict(), "expert_saliency_path": "grouped"}  # the default before "auto"
     assert CaptureSettings.from_dict(old_manifest) == CaptureSettings()

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from workbench.adapters import LINEAR_ATTENTION, adapter_for_config
-from workbench.capture.expert_tap import GROUPED_LINEAR, MOE_MODULE
+from workbench.capture.saliency.expert_tap import GROUPED_LINEAR, MOE_MODULE
 
 
 def kernel_globals(model: torch.nn.Module, adapter=None) -> dict[tuple[str, str], object]:

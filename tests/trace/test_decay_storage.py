@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import torch
 
 from workbench.ops.decay import decay_factor
-from workbench.trace.deltanet_tables import deltanet_heads_table, deltanet_table
+from workbench.capture.deltanet.tables import deltanet_heads_table, deltanet_table
 
 FACTORS = np.array([1.0, 0.9, 1e-2, 6e-5, 1e-8, 1e-15, 1e-22, 1e-30])  # exp(g) per value head
 

@@ -13,7 +13,7 @@ from workbench.capture import CaptureSettings, capture
 from workbench.loading import LoadedModel
 from workbench.inputs.prompts import Prompt
 from workbench.trace import open_trace
-from workbench.trace.deltanet_tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
+from workbench.capture.deltanet.tables import deltanet_bytes_per_token, deltanet_row_bytes, deltanet_tables
 from workbench.inputs.spans import encode
 from workbench.tracing import trace_prompts
 
@@ -85,7 +85,7 @@ def expected_recall(loaded, key):
 
 
 def test_per_head_summary_equals_the_mean_of_per_head_rows(tiny_next):
-    from workbench.trace.deltanet_tables import batch_head_summary_table
+    from workbench.capture.deltanet.tables import batch_head_summary_table
 
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
@@ -153,14 +153,14 @@ def test_cli_deltanet_flags(tmp_path, next_checkpoint):
     assert set(trace.read("state_snapshots").column("position").to_pylist()) == {15}
     result = runner.invoke(app, ["trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out),
                                  "--state-snapshot", "3"])
-    assert result.exit_code == 2 and "need --deltanet" in result.output
+    assert result.exit_code == 2 and "needs --deltanet" in result.output
 
 
 def test_batch_tables_equal_the_one_sequence_tables_concatenated(tiny_next):
     """A right-padded batch of three rows (60, 23 and 41 real tokens): the per-token table by one gather per column
     equals `deltanet_table` of each row concatenated in row order, and the per-sequence tables keep row order."""
     from workbench.capture import SequenceInfo
-    from workbench.trace.deltanet_tables import batch_deltanet_tables, deltanet_table
+    from workbench.capture.deltanet.tables import batch_deltanet_tables, deltanet_table
 
     lengths, width = [60, 23, 41], 60
     sequences = [SequenceInfo(f"s{b}", n, row=b, padded_tokens=width) for b, n in enumerate(lengths)]

@@ -32,7 +32,7 @@ def test_batch_attention_tables_equal_each_row_concatenated(tiny_next):
 
     from workbench.capture import CaptureSettings, SequenceInfo, capture
     from workbench.inputs.spans import TokenSpan
-    from workbench.trace.attention_tables import attention_tables, batch_attention_tables
+    from workbench.capture.attention.tables import attention_tables, batch_attention_tables
 
     lengths, width = [40, 40, 40, 23, 40], 40
     span = TokenSpan("key", 0, 4, 2, 5, query=False)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from table_compare import assert_same_tables, trace_frames
 
-import workbench.capture.attention
+import workbench.capture.attention.recorder
 from workbench.adapters import get_adapter
-from workbench.capture.attention import row_groups
+from workbench.capture.attention.recorder import row_groups
 from workbench.capture import CaptureSettings
 from workbench.loading import LoadedModel
 from workbench.inputs.prompts import Prompt
@@ -91,7 +91,7 @@ def test_batched_trace_equals_batch_one(loaded, tmp_path, batch_tokens, monkeypa
     prompts = _prompts()
     trace_prompts(loaded, prompts, tmp_path / "one", SETTINGS, progress=False)
     groups = []
-    monkeypatch.setattr(workbench.capture.attention, "row_groups",
+    monkeypatch.setattr(workbench.capture.attention.recorder, "row_groups",
                         lambda rows: groups.append(row_groups(rows)) or groups[-1])
     summary = trace_prompts(loaded, prompts, tmp_path / "batched", SETTINGS, progress=False, batch_tokens=batch_tokens)
     assert any(b1 - b0 >= 2 for call in groups for b0, b1 in call), groups  # rows of 64 tokens: one attention call

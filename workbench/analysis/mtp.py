@@ -1,4 +1,4 @@
-"""Multi-token prediction over DuckDB: draft acceptance (table `mtp`, capture/mtp.py) by prompt label, position
+"""Multi-token prediction over DuckDB: draft acceptance (table `mtp`, capture/mtp/) by prompt label, position
 bucket and context length, and how the MTP layer's routing overlaps the trunk's.
 
 Acceptance columns (each a mean over rows): accepted (the MTP's greedy draft of token t+2 equals the trunk's own

@@ -1,40 +1,31 @@
 """Recorders that observe a forward pass and hand typed records on; they never change the model's output.
 
-One protocol for every capture kind (recorder.py); `capture()` (context.py) attaches the recorders the settings
-turn on and undoes every hook and patch in `finally`.
+Each capture kind is a package (capture/<kind>/: settings, schema, record, recorder, table builder) registered in
+kind.py; `capture()` (context.py) attaches the recorders the settings turn on and undoes every hook and patch in
+`finally`. The names below are imported on first use (PEP 562), so that `workbench.capture.kind` and the kinds'
+settings and schemas, which the trace reader needs, load without torch.
 """
 
-from .routing import RoutingRecorder  # noqa: I001  (registration order: routing, attention, deltanet)
-from .attention import AttentionCaptureError, AttentionRecorder, full_attention_layers
-from .context import CaptureRun, capture, moe_layers
-from .deltanet import DeltaNetRecorder
-from .mtp import MTPRecorder
-from .saliency import ExpertSaliencyRecorder
-from .records import AttentionCapture, DeltaNetCapture, ExpertSaliencyCapture, MTPCapture, RoutingCapture
-from .recorder import RECORDER_KINDS, CaptureError, Recorder, SequenceInfo, recorder_kind, recorders_for
-from .settings import CaptureSettings
+from importlib import import_module
 
-__all__ = [
-    "AttentionCapture",
-    "AttentionCaptureError",
-    "AttentionRecorder",
-    "CaptureError",
-    "CaptureRun",
-    "CaptureSettings",
-    "DeltaNetCapture",
-    "DeltaNetRecorder",
-    "ExpertSaliencyCapture",
-    "ExpertSaliencyRecorder",
-    "MTPCapture",
-    "MTPRecorder",
-    "RECORDER_KINDS",
-    "Recorder",
-    "RoutingCapture",
-    "RoutingRecorder",
-    "SequenceInfo",
-    "capture",
-    "full_attention_layers",
-    "moe_layers",
-    "recorder_kind",
-    "recorders_for",
-]
+_EXPORTS = {
+    "CaptureRun": "context", "capture": "context", "moe_layers": "context",
+    "CaptureSettings": "settings",
+    "CaptureKind": "kind", "KindSettings": "kind", "option": "kind", "register": "kind", "registered_kinds": "kind",
+    "CaptureError": "recorder", "Recorder": "recorder", "SequenceInfo": "recorder",
+    "AttentionCaptureError": "attention.recorder", "AttentionRecorder": "attention.recorder",
+    "full_attention_layers": "attention.recorder",
+    "RoutingRecorder": "routing.recorder", "DeltaNetRecorder": "deltanet.recorder", "MTPRecorder": "mtp.recorder",
+    "ExpertSaliencyRecorder": "saliency.recorder",
+    "RoutingCapture": "routing.record", "AttentionCapture": "attention.record", "DeltaNetCapture": "deltanet.record",
+    "MTPCapture": "mtp.record", "ExpertSaliencyCapture": "saliency.record",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

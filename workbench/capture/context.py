@@ -11,9 +11,8 @@ import torch
 
 from ..adapters import Adapter, adapter_for_config
 from .kernel_device import model_kernels_by_device
-from .recorder import SequenceInfo, batchable, recorders_for, remove_all
+from .recorder import SequenceInfo, batchable, remove_all
 from .settings import CaptureSettings
-from . import attention, deltanet, mtp, routing, saliency  # noqa: F401  (each module registers its recorder kind once)
 
 
 def moe_layers(model: torch.nn.Module, adapter: Adapter) -> dict[int, torch.nn.Module]:
@@ -102,7 +101,7 @@ def capture(model: torch.nn.Module, settings: CaptureSettings | None = None, ada
     run = CaptureRun(model=model, adapter=adapter, settings=settings)
     try:
         run.handles.extend(model_kernels_by_device(model, adapter))  # CPU tensors never reach fla (kernel_device.py)
-        for recorder in recorders_for(settings):
+        for recorder in settings.recorders():
             run.handles.extend(recorder.attach(model, adapter))
             run.recorders[recorder.kind] = recorder
         yield run

@@ -1,4 +1,5 @@
-"""The Recorder protocol: one shape for every capture kind (routing, attention, DeltaNet, and kinds to come).
+"""The Recorder protocol: one shape for every capture kind (capture/<kind>/recorder.py; kinds are registered in
+kind.py).
 
 A recorder
   1. `attach(model, adapter)`: registers hooks / patches through the adapter and returns their handles (anything
@@ -7,13 +8,13 @@ A recorder
   2. `begin_sequence(sequence)`: learns what the next forward call reads (spans, needle positions); optional.
      `begin_batch(sequences)` (optional): the same for a right-padded batch, one SequenceInfo per row; a recorder
      without it (or whose `batchable(sequence)` says False) makes tracing run those prompts one at a time.
-  3. `collect()`: after one or more forward calls, returns its typed record (capture/records.py), or None when
+  3. `collect()`: after one or more forward calls, returns its typed record (capture/<kind>/record.py), or None when
      it saw nothing, and clears.
-  4. `tables(record, sequence)`: hands the record to its table builder in workbench/trace/ and returns
-     {table name: Arrow table} for the trace writer. Optional `batch_tables(record, sequences)`: the same for every
-     row of a batch at once (vectorised; CaptureRun.build_tables uses it when present).
-A new capture kind is one recorder class, decorated with `@recorder_kind`, plus its table builder and schema entry;
-`capture()`, `trace_prompts` and the CLI loop over recorders and never name a kind.
+  4. `tables(record, sequence)`: hands the record to its kind's table builder (capture/<kind>/tables.py) and
+     returns {table name: Arrow table} for the trace writer. Optional `batch_tables(record, sequences)`: the same
+     for every row of a batch at once (vectorised; CaptureRun.build_tables uses it when present).
+A recorder is made by its kind's settings (`KindSettings.recorder()`); `capture()`, `trace_prompts` and the CLI loop
+over the settings' kinds and never name one.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import torch
-
-from .settings import CaptureSettings
 
 
 class CaptureError(ValueError):
@@ -68,23 +67,6 @@ def batchable(recorder, sequence: SequenceInfo) -> bool:
         return False
     check = getattr(recorder, "batchable", None)
     return True if check is None else bool(check(sequence))
-
-
-# kind -> recorder class; each class has kind, enabled(settings) and from_settings(settings)
-RECORDER_KINDS: dict[str, type] = {}
-
-
-def recorder_kind(cls):
-    """Class decorator: register a recorder class under its `kind` (once; a duplicate raises)."""
-    if cls.kind in RECORDER_KINDS:
-        raise ValueError(f"recorder kind {cls.kind!r} is already registered")
-    RECORDER_KINDS[cls.kind] = cls
-    return cls
-
-
-def recorders_for(settings: CaptureSettings) -> list:
-    """One recorder per kind the settings turn on, in registration order."""
-    return [cls.from_settings(settings) for cls in RECORDER_KINDS.values() if cls.enabled(settings)]
 
 
 def remove_all(handles: list) -> None:

@@ -1,111 +1,115 @@
-"""What a capture records. A dataclass so the run manifest can store and restore it."""
+"""What a capture records: the mapping of the capture kinds turned on to their settings.
+
+    settings = CaptureSettings(attention=True, attention_stride=32)   # flat keywords: switches and options
+    "attention" in settings                  # True: the kind is on
+    settings["attention"].attention_stride   # 32: the kind's own settings dataclass (capture/<kind>/settings.py)
+    settings.to_dict()                       # flat {switch or option: value} of every registered kind (manifests)
+
+Every kind's options, defaults and checks live in its own package; this mapping knows none of them by name.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+
+from .kind import CaptureKind, KindSettings, flag_name, registered_kinds
 
 
-@dataclass
-class CaptureSettings:
-    """routing:        per MoE layer and token, top-k ids/weights and router summaries.
-    router_logits:     also keep the full router logits [tokens, experts] (large: E x 2 bytes per token/layer).
-    deltanet:          per DeltaNet layer and token, head-aggregated state norm, decay, beta, half-life; per head
-                       a per-sequence summary; state recall of planted pairs (see capture/deltanet/).
-    deltanet_heads:    "aggregate" (per-head rows only every deltanet_head_stride tokens) or "per_head" (every token).
-    deltanet_head_stride: per-head rows at positions divisible by N (0 = never; ignored with "per_head").
-    state_snapshots:   token positions (negative: from the end of each prefill) at which to keep each head's
-                       state spectrum (effective rank, top singular value).
-    deltanet_path:     "auto" (fla on CUDA when importable and calibrated, else torch), "fla" or "torch".
-    attention:         per full-attention layer and head, for selected query rows: span masses, top-k keys,
-                       entropy, sink mass, mean distance; per token and head the output gate (capture/attention.py).
-    attention_stride:  analyse every N-th token (positions N-1, 2N-1, ...) besides the last token and query spans;
-                       0 = only those.
-    attention_topk:    most-attended keys kept per (query row, head).
-    mtp:               run the checkpoint's multi-token-prediction head (its `mtp.*` tensors) beside the trunk: per
-                       position its draft of token t+2 and whether the trunk would accept it (table `mtp`), and the
-                       MTP layer's routing in `routing` under layer index num_hidden_layers (capture/mtp.py).
-    expert_saliency:   per MoE layer and routed expert: selections, mean gate weight, mean ||expert output||, REAP;
-                       per layer the shared expert's share of the MoE output (capture/saliency.py).
-    expert_saliency_path: how each routed expert's own output is obtained: "auto" ("tap" where exact, else
-                       "grouped"), "tap" (read inside the model's grouped_mm experts forward: no expert runs twice; an
-                       error where the experts run another implementation), "grouped" (recomputed by the experts
-                       module's own implementation, batched) or "loop" (recomputed by its eager per-expert loop).
-    """
+class CaptureSettings(Mapping):
+    """Kind name -> its KindSettings, for the kinds turned on, in registration order. Built from flat keywords:
+    each registered kind's switch (`routing`, `attention`, ...; only routing is on by default) and its options
+    (`attention_stride`, ...). An option set away from its default while its kind is off raises (it would do
+    nothing), as does an unknown name."""
 
-    routing: bool = True
-    router_logits: bool = False
-    deltanet: bool = False
-    deltanet_heads: str = "aggregate"
-    deltanet_head_stride: int = 0
-    state_snapshots: tuple[int, ...] = ()
-    deltanet_path: str = "auto"
-    attention: bool = False
-    attention_stride: int = 64
-    attention_topk: int = 8
-    mtp: bool = False
-    expert_saliency: bool = False
-    expert_saliency_path: str = "auto"
+    def __init__(self, **flat):
+        kinds = registered_kinds()
+        owner = {f.name: kind for kind in kinds.values() for f in kind.option_fields()}
+        unknown = sorted(set(flat) - set(owner) - set(kinds))
+        if unknown:
+            known = sorted(set(owner) | set(kinds))
+            raise ValueError(f"unknown capture settings: {unknown}; known: {known}")
+        self._kinds: dict[str, KindSettings] = {}
+        for name, kind in kinds.items():
+            on = flat.get(name, kind.default_on)
+            if not isinstance(on, bool):
+                raise ValueError(f"{name} must be True or False, got {on!r}")
+            options = {f.name: flat[f.name] for f in kind.option_fields() if f.name in flat}
+            if on:
+                self._kinds[name] = kind.settings(**options)
+            else:
+                _check_unused(kind, options)
 
-    def __post_init__(self):
-        if self.router_logits and not self.routing:
-            raise ValueError("router_logits=True needs routing=True")
-        self._check_deltanet()
-        self._check_attention()
-        if self.expert_saliency_path not in ("auto", "tap", "grouped", "loop"):
-            raise ValueError("expert_saliency_path must be 'auto', 'tap', 'grouped' or 'loop', got "
-                             f"{self.expert_saliency_path!r}")
-        if self.expert_saliency_path != "auto" and not self.expert_saliency:
-            raise ValueError("expert_saliency_path needs expert_saliency=True (CLI: --expert-saliency-path needs "
-                             "--expert-saliency)")
+    @classmethod
+    def of(cls, *settings: KindSettings) -> "CaptureSettings":
+        """The mapping of exactly these kinds' settings (routing off unless given)."""
+        kinds = {kind.settings: name for name, kind in registered_kinds().items()}
+        flat = {name: False for name in registered_kinds()}
+        for item in settings:
+            flat[kinds[type(item)]] = True
+            flat.update(item.to_dict())
+        return cls(**flat)
 
-    def _check_attention(self) -> None:
-        for name, least in (("attention_stride", 0), ("attention_topk", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    def __getitem__(self, kind: str) -> KindSettings:
+        try:
+            return self._kinds[kind]
+        except KeyError:
+            if kind in registered_kinds():
+                raise KeyError(f"{kind} capture is off (CaptureSettings({kind}=True) turns it on)") from None
+            raise KeyError(f"unknown capture kind {kind!r}; kinds: {', '.join(registered_kinds())}") from None
 
-    def _check_deltanet(self) -> None:
-        if isinstance(self.state_snapshots, (int, str)):
-            raise ValueError(f"state_snapshots must be a sequence of token positions, got {self.state_snapshots!r}")
-        self.state_snapshots = tuple(self.state_snapshots)  # a JSON manifest gives a list
-        if self.deltanet_heads not in ("aggregate", "per_head"):
-            raise ValueError(f"deltanet_heads must be 'aggregate' or 'per_head', got {self.deltanet_heads!r}")
-        if isinstance(self.deltanet_head_stride, bool) or not isinstance(self.deltanet_head_stride, int) \
-                or self.deltanet_head_stride < 0:
-            raise ValueError(f"deltanet_head_stride must be an integer >= 0, got {self.deltanet_head_stride!r}")
-        if not all(isinstance(p, int) and not isinstance(p, bool) for p in self.state_snapshots):
-            raise ValueError(f"state_snapshots must be integer token positions, got {self.state_snapshots!r}")
-        if self.deltanet_path not in ("auto", "fla", "torch"):
-            raise ValueError(f"deltanet_path must be 'auto', 'fla' or 'torch', got {self.deltanet_path!r}")
-        asked = (self.deltanet_heads != "aggregate" or self.deltanet_head_stride or self.state_snapshots
-                 or self.deltanet_path != "auto")
-        if asked and not self.deltanet:
-            raise ValueError("deltanet_heads, deltanet_head_stride, state_snapshots and deltanet_path need "
-                             "deltanet=True (CLI: --deltanet-heads, --deltanet-head-stride, --state-snapshot and "
-                             "--deltanet-path need --deltanet)")
+    def __iter__(self):
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CaptureSettings) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"CaptureSettings({', '.join(repr(s) for s in self._kinds.values())})"
 
     def check_environment(self, device: str | None = None) -> None:
-        """Checks that depend on this machine, not on the settings alone (a manifest written on a GPU machine must
-        still load elsewhere): deltanet_path='fla' needs flash-linear-attention and a CUDA device."""
-        if self.deltanet_path != "fla":
-            return
-        from ..ops.state_norms.fla_backend import fla_installed
+        """Each turned-on kind's checks that depend on this machine (e.g. a GPU-only path asked for)."""
+        for settings in self._kinds.values():
+            settings.check_environment(device)
 
-        if not fla_installed():
-            raise ValueError("--deltanet-path fla needs flash-linear-attention (pip install flash-linear-attention); "
-                             "--deltanet-path torch runs anywhere")
-        if device is not None and not str(device).startswith("cuda"):
-            raise ValueError(f"--deltanet-path fla runs on CUDA only, got --device {device}")
+    def recorders(self) -> list:
+        """One fresh recorder per kind turned on, in registration order."""
+        return [settings.recorder() for settings in self._kinds.values()]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Flat {switch: bool, option: value} of every registered kind (defaults for the kinds that are off): the
+        manifest's `capture` entry, and what `from_dict` reads back."""
+        flat = {}
+        for name, kind in registered_kinds().items():
+            flat[name] = name in self._kinds
+            flat.update(self._kinds[name].to_dict() if name in self._kinds else kind.defaults())
+        return flat
 
     @classmethod
     def from_dict(cls, data: dict) -> "CaptureSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown capture settings: {sorted(unknown)}; known: {sorted(known)}")
-        if not data.get("expert_saliency") and data.get("expert_saliency_path") == "grouped":
-            data = {**data, "expert_saliency_path": "auto"}  # the default before "auto", in older manifests
+        """Read a manifest's `capture` entry; values older manifests stored for a kind that was off (a kind's
+        `legacy_defaults`) read as the default."""
+        data = dict(data)
+        for name, kind in registered_kinds().items():
+            if not data.get(name, kind.default_on):
+                for option, old in kind.legacy_defaults.items():
+                    if data.get(option) == old:
+                        data.pop(option)
         return cls(**data)
+
+
+def _check_unused(kind: CaptureKind, options: dict) -> None:
+    """Options of a kind that is off must be left at their defaults (asking for them would silently do nothing)."""
+    asked = [f for f in kind.option_fields() if f.name in options and _as_stored(options[f.name], f.default) != f.default]
+    if asked:
+        flags = ", ".join(flag_name(f) for f in asked)
+        asked = [f.name for f in asked]
+        raise ValueError(f"{', '.join(asked)} need{'s' if len(asked) == 1 else ''} {kind.name}=True (CLI: {flags} "
+                         f"need{'s' if len(asked) == 1 else ''} --{kind.name.replace('_', '-')})")
+
+
+def _as_stored(value, default):
+    """A tuple option given as a list (JSON) compares as the tuple it becomes."""
+    return tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value

@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 
 
+def layers_and_calls(recorded: dict[int, list], what: str) -> tuple[list[int], list[list]]:
+    """A recorder's {layer: [what each forward call recorded]} -> (sorted layers, their call lists in that order),
+    after checking every layer saw the same number of calls (a layer skipped by a forward would misalign rows)."""
+    layers = sorted(recorded)
+    calls = {len(recorded[layer]) for layer in layers}
+    if len(calls) != 1:
+        raise RuntimeError(f"{what} layers saw different numbers of forward calls: {calls}")
+    return layers, [recorded[layer] for layer in layers]
+
+
 def stack_layers(per_layer: list[list[torch.Tensor]], dim: int = 0) -> torch.Tensor:
     """[[call tensors of layer 0], [of layer 1], ...] -> [L, ...]: concatenate each layer's calls along
     `dim`, then stack the layers on the first layer's device (layers may sit on several GPUs)."""

@@ -1,4 +1,4 @@
-"""Library side of probes/mtp_acceptance.py: trace prompts with the MTP head (capture/mtp.py) and report its
+"""Library side of probes/mtp_acceptance.py: trace prompts with the MTP head (capture/mtp/) and report its
 draft acceptance by prompt label, position and context length, and its routing overlap with the trunk."""
 
 from __future__ import annotations

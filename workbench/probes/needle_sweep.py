@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from ..adapters import FULL_ATTENTION, LINEAR_ATTENTION
 from ..capture import CaptureSettings, capture
+from ..capture.attention.settings import AttentionSettings
+from ..capture.deltanet.settings import DeltaNetSettings
 from ..capture.recorder import SequenceInfo
 from ..loading import LoadedModel
 from ..nano.data import gen_passkey
@@ -128,8 +130,12 @@ def run_needle_sweep(loaded: LoadedModel, out: str | Path, lengths=NANO_LENGTHS,
     kinds = adapter.layer_kinds(model.config)
     if FULL_ATTENTION not in kinds and LINEAR_ATTENTION not in kinds:
         raise ValueError(f"{adapter.name}: no attention or DeltaNet layer to sweep")
-    settings = CaptureSettings(routing=False, attention=FULL_ATTENTION in kinds, attention_stride=0, attention_topk=1,
-                               deltanet=LINEAR_ATTENTION in kinds, deltanet_path=deltanet_path)
+    sweep = []  # what each layer kind the model has reads: attention on the needle; the DeltaNet state's recall
+    if FULL_ATTENTION in kinds:
+        sweep.append(AttentionSettings(attention_stride=0, attention_topk=1))
+    if LINEAR_ATTENTION in kinds:
+        sweep.append(DeltaNetSettings(deltanet_path=deltanet_path))
+    settings = CaptureSettings.of(*sweep)
     started = datetime.now(timezone.utc)
     cells, records = [], []
     bar = tqdm(total=len(lengths) * len(depths) * prompts, desc="needle sweep", unit="prompt", disable=not progress)

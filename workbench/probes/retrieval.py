@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
@@ -24,9 +25,25 @@ from ..capture import CaptureSettings, capture
 from ..inputs.prompts import Prompt
 from ..inputs.spans import parse_spans, spans_to_tokens, token_offsets
 from ..loading import LoadedModel
-from ..trace.attention_tables import retrieval_table, spans_table
-from ..trace.tables import tokens_table
+from ..trace.schema import table_schema
+from ..trace.tables import seq_column, spans_table, tokens_table
 from ..tracing import token_strings, write_probe_run
+
+
+def retrieval_table(seq_id: str, layers: Sequence[int], steps: int, hits: np.ndarray) -> pa.Table:
+    """hits: [L, H] copy hits over `steps` greedy steps -> one row per (layer, head) with score hits / steps."""
+    num_layers, num_heads = hits.shape
+    return pa.table(
+        {
+            "seq_id": seq_column(seq_id, num_layers * num_heads),
+            "layer": np.repeat(np.asarray(layers, dtype=np.int16), num_heads),
+            "head": np.tile(np.arange(num_heads, dtype=np.int16), num_layers),
+            "steps": np.full(num_layers * num_heads, steps, dtype=np.int32),
+            "hits": hits.reshape(-1).astype(np.int32),
+            "score": (hits.reshape(-1) / max(steps, 1)).astype(np.float32),
+        },
+        schema=table_schema("retrieval"),
+    )
 
 
 @dataclass

@@ -50,7 +50,7 @@ def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records:
         "finished": datetime.now(timezone.utc).isoformat(),
         "model": loaded.describe(),
         "family": adapter.name,
-        **model_facts(adapter, model, mtp_layers=1 if settings.mtp else 0),  # what pages read (adapters/facts.py)
+        **model_facts(adapter, model, mtp_layers=1 if "mtp" in settings else 0),  # what pages read (adapters/facts.py)
         "capture": settings.to_dict(),
         "tokenizer": _tokenizer_facts(loaded.tokenizer),
         "prompts": prompt_records,

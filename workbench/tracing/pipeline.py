@@ -20,8 +20,7 @@ import pyarrow as pa
 
 from ..capture import SequenceInfo
 from ..trace import TraceWriter
-from ..trace.attention_tables import spans_table
-from ..trace.tables import tokens_table
+from ..trace.tables import spans_table, tokens_table
 from .batching import Encoded
 
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # batches whose tables are built at once

@@ -48,11 +48,11 @@ from ...adapters.upstream import kernel_signature
 from ...ops.state_norms import fla_states, state_spectrum
 from ...ops.state_norms.dispatch import call_state_stats, state_path
 from ...ops.state_norms.fla_backend import fla_chunk_module, kernel_states
-from ...trace.deltanet_tables import batch_deltanet_tables, deltanet_tables
-from ..records import DeltaNetCapture
-from ..recorder import CaptureError, KernelPatch, SequenceInfo, recorder_kind, removed_on_error
-from ..settings import CaptureSettings
+from ..recorder import CaptureError, KernelPatch, SequenceInfo, removed_on_error
 from ..transfer import stack_layers, to_host
+from .record import DeltaNetCapture
+from .settings import DeltaNetSettings
+from .tables import batch_deltanet_tables, deltanet_tables
 from .assembly import AGGREGATES, PER_HEAD, RECALL_FIELDS, SEGMENT_SUMS, call_record
 from .contribution import ContributionRequest, call_contributions, contribution_request
 
@@ -89,13 +89,12 @@ def _snapshot_locals(positions: tuple[int, ...], call: KernelCall, seq_len: int)
     return sorted(local)
 
 
-@recorder_kind
 class DeltaNetRecorder:
     """Wraps the kernels, computes per-call statistics on the kernel's device, and holds them until collect."""
 
     kind = "deltanet"
 
-    def __init__(self, settings: CaptureSettings, keep_calls: bool = False):
+    def __init__(self, settings: DeltaNetSettings, keep_calls: bool = False):
         self.settings = settings
         self.arguments = None  # the adapter's KernelArguments, set by attach
         self.decay = "per_head"
@@ -110,14 +109,6 @@ class DeltaNetRecorder:
         self._records: dict[int, list[dict]] = {}
         self._contributions: dict[int, list[dict]] = {}
         self.row_lengths: list[int] | None = None  # real tokens per batch row of the next prefill (right-padded)
-
-    @staticmethod
-    def enabled(settings) -> bool:
-        return settings.deltanet
-
-    @classmethod
-    def from_settings(cls, settings) -> "DeltaNetRecorder":
-        return cls(settings)
 
     def attach(self, model: torch.nn.Module, adapter) -> list:
         """Patch the kernel globals of the modeling file of every linear-attention block class and hook every block;

@@ -23,7 +23,7 @@ import importlib
 
 import torch
 
-from .recorder import KernelPatch
+from ..recorder import KernelPatch
 
 MOE_MODULE = "transformers.integrations.moe"
 GROUPED_LINEAR = "_grouped_linear"  # (input, weight, offs, bias=None, is_transposed=False) -> [S, out]

@@ -1,17 +1,14 @@
-"""Expert saliency sums (capture/saliency.py) -> the `expert_saliency` and `shared_expert_share` tables."""
+"""Expert saliency sums (capture/saliency/) -> the `expert_saliency` and `shared_expert_share` tables."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from .schema import table_schema
-from .tables import seq_column
+from ...trace.schema import table_schema
+from ...trace.tables import seq_column
 
-if TYPE_CHECKING:
-    from ..capture.records import ExpertSaliencyCapture
+from .record import ExpertSaliencyCapture
 
 
 def saliency_tables(seq_id: str, record: ExpertSaliencyCapture) -> dict[str, pa.Table]:

@@ -19,9 +19,9 @@ from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from ..ops.attention_stats import AttentionStats, Span
-from ..ops.attention_stats.blockwise import accumulate_stats, running_logsumexp, to_stats
-from ..ops.attention_stats.naive import check_request
+from ...ops.attention_stats import AttentionStats, Span
+from ...ops.attention_stats.blockwise import accumulate_stats, running_logsumexp, to_stats
+from ...ops.attention_stats.naive import check_request
 
 PREFIX = "workbench_recall_"
 DELEGATES = ("sdpa", "eager")

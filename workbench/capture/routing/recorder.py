@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import torch
 
-from ..adapters.upstream import check_router_output, site_error
-from ..ops.router_stats import ROUTER_STATS
-from ..trace.tables import batch_routing_tables, routing_tables
-from .records import RoutingCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
-from .transfer import stack_layers, to_host
+from ...adapters.upstream import check_router_output, site_error
+from ...ops.router_stats import ROUTER_STATS
+from ..recorder import CaptureError, SequenceInfo, removed_on_error
+from .record import RoutingCapture
+from .tables import batch_routing_tables, routing_tables
+from ..transfer import layers_and_calls, stack_layers, to_host
 
 
 def check_sites(model: torch.nn.Module, adapter, routers: dict[int, torch.nn.Module]) -> None:
@@ -34,7 +34,6 @@ def check_sites(model: torch.nn.Module, adapter, routers: dict[int, torch.nn.Mod
                              f"the shared-expert gate gives {gate.out_features} logits per token, not 1")
 
 
-@recorder_kind
 class RoutingRecorder:
     """Holds per-layer device tensors from the hooks of one or more forward calls."""
 
@@ -45,14 +44,6 @@ class RoutingRecorder:
         self.token_stats = ROUTER_STATS["softmax"]
         self._router: dict[int, list[dict[str, torch.Tensor]]] = {}
         self._shared: dict[int, list[torch.Tensor]] = {}
-
-    @staticmethod
-    def enabled(settings) -> bool:
-        return settings.routing
-
-    @classmethod
-    def from_settings(cls, settings) -> "RoutingRecorder":
-        return cls(keep_logits=settings.router_logits)
 
     def attach(self, model: torch.nn.Module, adapter) -> list:
         if adapter.router is None:
@@ -72,7 +63,7 @@ class RoutingRecorder:
 
     def attach_layer(self, layer: torch.nn.Module, index: int, adapter) -> list:
         """Hook the router (and shared-expert gate) of one decoder layer outside the model's layer list, recorded
-        under layer `index` (the MTP head's layer, capture/mtp.py). Returns the handles."""
+        under layer `index` (the MTP head's layer, capture/mtp/). Returns the handles."""
         self.token_stats = ROUTER_STATS[adapter.router.scoring]
         handles = [layer.get_submodule(adapter.router.path).register_forward_hook(self.router_hook(index))]
         if adapter.router.shared_expert_gate is not None:
@@ -109,16 +100,12 @@ class RoutingRecorder:
         (no synchronisation per layer), then cleared. None when nothing was recorded."""
         if not self._router:
             return None
-        layers = sorted(self._router)
-        calls = {len(self._router[layer]) for layer in layers}
-        if len(calls) != 1:
-            raise RuntimeError(f"MoE layers saw different numbers of forward calls: {calls}")
-
+        layers, per_layer = layers_and_calls(self._router, "MoE")
         names = ["topk_ids", "topk_weights", "router_entropy", "topk_mass", "topk_margin"]
         if self.keep_logits:
             names.append("router_logits")
         fields = {
-            name: stack_layers([[record[name] for record in self._router[layer]] for layer in layers])
+            name: stack_layers([[record[name] for record in calls] for calls in per_layer])
             for name in names
         }
         if all(layer in self._shared for layer in layers):

@@ -4,33 +4,14 @@ the rows of a batch at once; column meanings in schema.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from ..inputs.spans import TokenSpan
-from .schema import table_schema
-from .tables import _list_column, repeated_strings, seq_column
-
-if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
-    from ..capture.records import AttentionCapture
-
-
-def spans_table(seq_id: str, spans: Sequence[TokenSpan]) -> pa.Table:
-    return pa.table(
-        {
-            "seq_id": [seq_id] * len(spans),
-            "span": [s.name for s in spans],
-            "start_char": np.asarray([s.start_char for s in spans], dtype=np.int32),
-            "end_char": np.asarray([s.end_char for s in spans], dtype=np.int32),
-            "start_token": np.asarray([s.start_token for s in spans], dtype=np.int32),
-            "end_token": np.asarray([s.end_token for s in spans], dtype=np.int32),
-            "query": pa.array([s.query for s in spans], type=pa.bool_()),
-        },
-        schema=table_schema("spans"),
-    )
+from ...trace.schema import table_schema
+from ...trace.tables import list_column, repeated_strings
+from .record import AttentionCapture
 
 
 def _span_mass_column(span_mass: dict[str, np.ndarray], rows: int) -> pa.Array:
@@ -121,9 +102,9 @@ def _stacked_tables(seq_ids: list[str], capture: AttentionCapture) -> dict[str, 
                 "layer": layer,
                 "head": head,
                 "span_mass": _span_mass_column({k: flat(v) for k, v in capture.span_mass.items()}, n),
-                "topk_positions": _list_column(flat(capture.topk_pos).astype(np.int32),
+                "topk_positions": list_column(flat(capture.topk_pos).astype(np.int32),
                                                schema.field("topk_positions").type),
-                "topk_weights": _list_column(flat(capture.topk_weight).astype(np.float32),
+                "topk_weights": list_column(flat(capture.topk_weight).astype(np.float32),
                                              schema.field("topk_weights").type),
                 "entropy": flat(capture.entropy).astype(np.float32),
                 "sink_mass": flat(capture.sink_mass).astype(np.float32),
@@ -150,26 +131,10 @@ def gate_table(seq_ids: list[str], capture: AttentionCapture) -> pa.Table:
             "layer": np.tile(np.repeat(np.asarray(capture.layers, dtype=np.int16), num_tokens), num_seqs),
             "gate_mean": mean.mean(-1).reshape(-1).astype(np.float16),
             "gate_low_fraction": low.mean(-1).reshape(-1).astype(np.float16),
-            "head_gate_mean": _list_column(mean.reshape(-1, num_heads).astype(np.float16),
+            "head_gate_mean": list_column(mean.reshape(-1, num_heads).astype(np.float16),
                                            schema.field("head_gate_mean").type),
-            "head_gate_low_fraction": _list_column(low.reshape(-1, num_heads).astype(np.float16),
+            "head_gate_low_fraction": list_column(low.reshape(-1, num_heads).astype(np.float16),
                                                    schema.field("head_gate_low_fraction").type),
         },
         schema=schema,
-    )
-
-
-def retrieval_table(seq_id: str, layers: Sequence[int], steps: int, hits: np.ndarray) -> pa.Table:
-    """hits: [L, H] copy hits over `steps` greedy steps -> one row per (layer, head) with score hits / steps."""
-    num_layers, num_heads = hits.shape
-    return pa.table(
-        {
-            "seq_id": seq_column(seq_id, num_layers * num_heads),
-            "layer": np.repeat(np.asarray(layers, dtype=np.int16), num_heads),
-            "head": np.tile(np.arange(num_heads, dtype=np.int16), num_layers),
-            "steps": np.full(num_layers * num_heads, steps, dtype=np.int32),
-            "hits": hits.reshape(-1).astype(np.int32),
-            "score": (hits.reshape(-1) / max(steps, 1)).astype(np.float32),
-        },
-        schema=table_schema("retrieval"),
     )

@@ -8,7 +8,7 @@ Sites, all hooks that return None (the trunk's outputs are untouched):
   - forward hook on the output embedding (lm_head): the trunk's logits [B, T, V]; the acceptance statistics
     (workbench.mtp.acceptance.acceptance_tensors) are reduced on the device and kept until collect.
 The head calls the embedding and the lm_head itself; those calls are ignored (`_in_head`).
-The MTP layer's router is hooked like a trunk router (capture/routing.py's hooks) under layer index
+The MTP layer's router is hooked like a trunk router (capture/routing/'s hooks) under layer index
 L = config.num_hidden_layers (the index vLLM gives the first MTP layer), so its routing rows join the
 `routing` table under that layer number.
 """
@@ -19,15 +19,14 @@ from pathlib import Path
 
 import torch
 
-from ..adapters.upstream import site_error
-from ..trace.mtp_tables import mtp_table
-from .records import MTPCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
-from .routing import RoutingRecorder
-from .transfer import to_host
+from ...adapters.upstream import site_error
+from ..recorder import CaptureError, SequenceInfo, removed_on_error
+from ..routing.recorder import RoutingRecorder
+from ..transfer import to_host
+from .record import MTPCapture
+from .tables import mtp_table
 
 
-@recorder_kind
 class MTPRecorder:
     kind = "mtp"
 
@@ -41,16 +40,8 @@ class MTPRecorder:
         self._rows: list[dict[str, torch.Tensor]] = []
         self.routing = RoutingRecorder()
 
-    @staticmethod
-    def enabled(settings) -> bool:
-        return settings.mtp
-
-    @classmethod
-    def from_settings(cls, settings) -> "MTPRecorder":
-        return cls()
-
     def attach(self, model: torch.nn.Module, adapter) -> list:
-        from ..mtp import NoMTPWeights, load_mtp_head
+        from ...mtp import NoMTPWeights, load_mtp_head
 
         if not isinstance(getattr(model.get_decoder(), "norm", None), torch.nn.Module):
             raise site_error(adapter.name, f"{type(model.get_decoder()).__name__}.norm",
@@ -82,7 +73,7 @@ class MTPRecorder:
 
     @torch.no_grad()
     def _final_norm_hook(self, module, args, output):
-        from ..mtp import mtp_logits
+        from ...mtp import mtp_logits
 
         if self._ids is None or self._ids.shape[1] < 2:
             self._drafts = None  # one token: nothing to draft
@@ -95,7 +86,7 @@ class MTPRecorder:
 
     @torch.no_grad()
     def _logits_hook(self, module, args, output):
-        from ..mtp.acceptance import acceptance_tensors
+        from ...mtp.acceptance import acceptance_tensors
 
         if self._in_head or self._drafts is None:
             return

@@ -6,7 +6,7 @@ layer kinds call full attention), for one forward call with Tq new tokens and Tk
      per head as [q(D) | gate(D)]; the adapter's gate_logits splits it): g = sigmoid(gate) in (0, 1) multiplies
      the head's attention output before o_proj (0 = head silenced).
      Recorded per token and head: gate_mean = mean_D g, gate_low_fraction = fraction of the D entries < 0.1.
-  2. attention function (`attention_function.py`, swapped in with model.set_attn_implementation): query
+  2. attention function (`function.py`, swapped in with model.set_attn_implementation): query
      [B, Hq, Tq, D] and key [B, Hkv, Tk, D] after q/k RMSNorm and (partial) rotary, as the model attends (MLA:
      keys expanded per head from the latent, D = nope + rope dims).
      Query row i is token Tk - Tq + i. Recorded for the selected rows (every `stride`-th token, the last
@@ -27,14 +27,14 @@ from typing import Sequence
 
 import torch
 
-from ..adapters import FULL_ATTENTION, Adapter
-from ..adapters.upstream import site_error
-from ..ops.attention_stats import AttentionStats, Span
-from ..trace.attention_tables import batch_attention_tables, batch_row
-from .attention_function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
-from .records import AttentionCapture
-from .recorder import CallbackHandle, CaptureError, SequenceInfo, recorder_kind, removed_on_error
-from .transfer import stack_layers, to_host
+from ...adapters import FULL_ATTENTION, Adapter
+from ...adapters.upstream import site_error
+from ...ops.attention_stats import AttentionStats, Span
+from ..recorder import CallbackHandle, CaptureError, SequenceInfo, removed_on_error
+from ..transfer import layers_and_calls, stack_layers, to_host
+from .function import ACTIVE, DELEGATES, PREFIX, recall_name, rows_attention_stats, select_rows
+from .record import AttentionCapture
+from .tables import batch_attention_tables, batch_row
 
 GATE_LOW = 0.1  # a gate entry below this counts as (nearly) closed
 
@@ -77,7 +77,6 @@ def check_sites(adapter: Adapter, modules: dict[int, torch.nn.Module], delegate:
                              f"not {heads} heads x [query | gate] of {head_dim} each")
 
 
-@recorder_kind
 @dataclass
 class AttentionRecorder:
     """Swaps in the recording attention function and hooks the output gates (attach); holds per-layer device
@@ -95,14 +94,6 @@ class AttentionRecorder:
     # right-padded batch: per row (spans, named positions, tokens); stats per layer, per row
     batch_rows: list[tuple[list[Span], list[int], int]] | None = field(default=None, init=False, repr=False)
     _row_stats: dict[int, list[list[AttentionStats]]] = field(default_factory=dict, init=False, repr=False)
-
-    @staticmethod
-    def enabled(settings) -> bool:
-        return settings.attention
-
-    @classmethod
-    def from_settings(cls, settings) -> "AttentionRecorder":
-        return cls(stride=settings.attention_stride, top_k=settings.attention_topk)
 
     def attach(self, model: torch.nn.Module, adapter: Adapter) -> list:
         """Route every full-attention layer's attention call through the recording function and hook its output
@@ -207,11 +198,7 @@ class AttentionRecorder:
     def _collect_calls(self) -> AttentionCapture | None:
         if not self._stats:
             return None
-        layers = sorted(self._stats)
-        calls = {len(self._stats[layer]) for layer in layers}
-        if len(calls) != 1:
-            raise RuntimeError(f"full-attention layers saw different numbers of forward calls: {calls}")
-        per_layer = [self._stats[layer] for layer in layers]
+        layers, per_layer = layers_and_calls(self._stats, "full-attention")
 
         positions = torch.cat([s.query_positions.cpu() for s in per_layer[0]])
         names = list(per_layer[0][0].span_mass)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 
-from .schema import table_schema
-from .tables import seq_column
+from ...trace.schema import table_schema
+from ...trace.tables import seq_column
 
-if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
-    from ..capture.records import MTPCapture
+from .record import MTPCapture
 
 
 def mtp_table(seq_id: str, capture: MTPCapture, row: int, num_tokens: int) -> pa.Table:

@@ -8,18 +8,15 @@ dictionary/run-length encoded in Parquet and cost next to nothing per row.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 import torch
 
-from ..ops import decay
-from .schema import TABLES, table_schema
-from .tables import _list_column, repeated_strings, seq_column
+from ...ops import decay
+from ...trace.schema import TABLES, table_schema
+from ...trace.tables import list_column, repeated_strings, seq_column
 
-if TYPE_CHECKING:  # records are built by capture/; the trace layer only reads them
-    from ..capture.records import DeltaNetCapture
+from .record import DeltaNetCapture
 
 
 def deltanet_row_bytes() -> int:
@@ -91,7 +88,7 @@ def deltanet_heads_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> 
     for name in ("state_norm", "log_decay", "beta", "half_life"):
         values = getattr(capture, f"head_{name}")[:, keep]  # [L, n, H]
         arrow_type = schema.field(name).type
-        columns[name] = _list_column(values.reshape(L * n, -1).numpy().astype(arrow_type.value_type.to_pandas_dtype()),
+        columns[name] = list_column(values.reshape(L * n, -1).numpy().astype(arrow_type.value_type.to_pandas_dtype()),
                                      arrow_type)
     return pa.table(columns, schema=schema)
 
@@ -163,12 +160,12 @@ def state_recall_table(seq_id: str, capture: DeltaNetCapture, rows: slice) -> pa
             "rel_err_min": rel_err.min(-1).astype(np.float16),
             "cos_mean": cos.mean(-1).astype(np.float16),
             "cos_max": cos.max(-1).astype(np.float16),
-            "rel_err": _list_column(rel_err.astype(np.float16), schema.field("rel_err").type),
-            "cos": _list_column(cos.astype(np.float16), schema.field("cos").type),
+            "rel_err": list_column(rel_err.astype(np.float16), schema.field("rel_err").type),
+            "cos": list_column(cos.astype(np.float16), schema.field("cos").type),
             "retention_cos_mean": kept_cos.mean(-1).astype(np.float32),
             "retention_ratio_mean": kept_ratio.mean(-1).astype(np.float32),
-            "retention_cos": _list_column(kept_cos.astype(np.float32), schema.field("retention_cos").type),
-            "retention_ratio": _list_column(kept_ratio.astype(np.float32), schema.field("retention_ratio").type),
+            "retention_cos": list_column(kept_cos.astype(np.float32), schema.field("retention_cos").type),
+            "retention_ratio": list_column(kept_ratio.astype(np.float32), schema.field("retention_ratio").type),
         },
         schema=schema,
     )

@@ -8,7 +8,7 @@ What the hooks see, in the MoE block's execution order (Qwen3-Next, Qwen3.5-MoE)
   experts            inputs hidden [N, H], topk_ids [N, k], topk_weights [N, k]; output r [N, H] = sum_j w_j e_j(x)
   shared_expert_gate output logit [N, 1]; the block adds c = sigmoid(logit) * s to r
 The experts module returns only the weighted sum; each chosen expert's own output e_j(x) comes from one of:
-  path "tap":     read inside the model's own grouped_mm forward (capture/expert_tap.py): its down projection
+  path "tap":     read inside the model's own grouped_mm forward (expert_tap.py): its down projection
                   returns every routed row's unweighted output [N*k, H], rows sorted by expert id with
                   `torch.sort(topk_ids.reshape(-1))`; a wrapper keeps the row norms. The hook runs that same sort
                   on the same topk_ids tensor: torch.sort is a deterministic function of its input on a device (no
@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import torch
 
-from ..trace.saliency_tables import saliency_tables
+from ..recorder import CaptureError, SequenceInfo, removed_on_error
+from ..transfer import to_host
 from .expert_tap import DownProjTap, tap_unavailable
-from .records import ExpertSaliencyCapture
-from .recorder import CaptureError, SequenceInfo, recorder_kind, removed_on_error
-from .transfer import to_host
-
-SALIENCY_PATHS = ("auto", "tap", "grouped", "loop")
+from .record import ExpertSaliencyCapture
+from .settings import SALIENCY_PATHS
+from .tables import saliency_tables
 ROWS_PER_RECOMPUTE = 1 << 16  # (token, expert) rows per recompute call: bounds the [rows, H] temporary
 
 
@@ -56,7 +55,6 @@ def expert_outputs(experts: torch.nn.Module, hidden: torch.Tensor, topk_ids: tor
     return torch.cat(parts).view(n, k, -1)
 
 
-@recorder_kind
 class ExpertSaliencyRecorder:
     """Per-layer device sums of one or more forward calls (see module docstring)."""
 
@@ -71,14 +69,6 @@ class ExpertSaliencyRecorder:
         self._ran: set[str] = set()  # paths that ran since the last collect
         self._sums: dict[int, dict[str, torch.Tensor]] = {}
         self._pending: dict[int, dict[str, torch.Tensor]] = {}
-
-    @staticmethod
-    def enabled(settings) -> bool:
-        return settings.expert_saliency
-
-    @classmethod
-    def from_settings(cls, settings) -> "ExpertSaliencyRecorder":
-        return cls(path=settings.expert_saliency_path)
 
     def resolve(self, layer: int, experts: torch.nn.Module) -> str:
         """The path one MoE layer runs: "auto" -> "tap" where exact, else "grouped"; "tap" raises where not exact."""
