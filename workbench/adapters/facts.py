@@ -18,15 +18,8 @@ from __future__ import annotations
 import torch
 
 from .base import Adapter
+from ..trace.layer_labels import layer_labels
 from .layer_kinds import FULL_ATTENTION, LINEAR_ATTENTION
-
-MTP_LABEL = "MTP"
-
-
-def layer_labels(kinds: list[str], linear_label: str = "DeltaNet", mtp_layers: int = 0) -> list[str]:
-    """One label per layer index: the decoder layers, then `mtp_layers` MTP layers."""
-    names = {FULL_ATTENTION: "attention", LINEAR_ATTENTION: linear_label}
-    return [f"L{i} {names.get(kind, kind)}" for i, kind in enumerate(kinds)] + [MTP_LABEL] * mtp_layers
 
 
 def model_facts(adapter: Adapter, model: torch.nn.Module, mtp_layers: int = 0) -> dict:

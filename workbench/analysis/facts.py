@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..adapters.facts import layer_labels
+from ..trace.layer_labels import layer_labels
 
 FULL, LINEAR = "full_attention", "linear_attention"
 
