@@ -1,4 +1,5 @@
-"""`workbench` command line: trace, info, schema, export, check-dataset, app, doctor. Thin wiring over the library."""
+"""`workbench` command line: trace, generate, info, schema, export, check-dataset, app, doctor. Thin wiring over the
+library."""
 
 from __future__ import annotations
 
@@ -112,6 +113,88 @@ def trace(
         _fail(str(error))
     skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
     typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}{skipped}")
+
+
+@command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="Trace folder (created, or appended to)."),
+    model: str = typer.Option("nano", "--model", help="'nano', a local checkpoint folder, or an HF id."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="JSONL file: {id, text, label?} per line."),
+    text: Optional[str] = typer.Option(None, "--text", help="Generate after this one text instead of a prompts file."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens generated per prompt at most."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0: greedy; > 0: sample from softmax(logits / T)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (needs --temperature > 0)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling (each prompt starts from it)."),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop once the generated text contains this string "
+                                             "(repeatable); the end-of-sequence token always stops."),
+    speculative: Optional[str] = typer.Option(None, "--speculative", help="'mtp': the checkpoint's MTP head drafts "
+                                              "--draft-tokens tokens, the trunk verifies them in one forward (table "
+                                              "drafts)."),
+    draft_tokens: int = typer.Option(2, "--draft-tokens", help="--speculative mtp: tokens drafted per round."),
+    dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ..."),
+    device_map: Optional[str] = typer.Option(None, "--device-map", help="e.g. 'auto' to spread over GPUs."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Truncate each prompt to this many "
+                                             "tokens."),
+    revision: Optional[str] = typer.Option(None, help="HF revision (branch, tag or commit)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the model."),
+    allow_download: bool = typer.Option(False, "--allow-download", help="Let an HF id be fetched from the hub."),
+    part_tokens: int = typer.Option(131072, "--part-tokens", min=1, help="Commit a part every N tokens (prompt + "
+                                    "generated)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue run RUN_ID of OUT that stopped (same model, "
+                                         "prompts, capture and generation options)."),
+    **capture,
+):
+    """Generate after each prompt and append one run to OUT: every per-token table holds the prompt's rows and each
+    generated token's (column phase: prefill | decode); the tokens table holds the generated tokens and their
+    log-probabilities. Capture flags as for `trace`."""
+    from .adapters import UnsupportedArchitecture
+    from .capture import CaptureError, CaptureSettings
+    from .generation import GenerationSettings, generate_prompts
+    from .generation.run import check_generation_capture
+    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
+    from .inputs.spans import SpanError
+    from .loading import ModelNotAvailable, check_load_options, load_model
+    from .trace import TraceFolderError
+    from .trace.folder import check_for_append
+    from .tracing import TraceInterrupted
+
+    if (prompts is None) == (text is None):
+        _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
+    try:
+        settings = CaptureSettings(**capture)
+        settings.check_environment(device)
+        check_generation_capture(settings)
+        generation = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                        seed=seed, stop=tuple(stop or ()), speculative=speculative,
+                                        draft_tokens=draft_tokens)
+        check_load_options(dtype, device, device_map)
+    except ValueError as error:
+        _fail(str(error))
+    try:
+        prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
+        check_for_append(out)
+        if resume is not None:
+            from .trace.writer import read_manifest
+            from .tracing import check_resume
+
+            check_resume(out, resume, read_manifest(out, resume) if out.is_dir() else None)
+        loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
+                            trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
+        summary = generate_prompts(loaded, prompt_list, out, settings, generation, max_tokens=max_tokens,
+                                   part_tokens=part_tokens, resume=resume)
+    except TraceInterrupted as stopped:
+        typer.secho(str(stopped), fg=typer.colors.YELLOW, err=True)
+        if stopped.summary is not None:
+            typer.secho(f"committed parts are readable in {out}; resume with: {_resume_command(stopped.summary.run_id)}",
+                        err=True)
+        raise typer.Exit(code=130)
+    except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
+            CaptureError, ValueError) as error:
+        _fail(str(error))
+    skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
+    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens (prompt + "
+               f"generated) -> {out}{skipped}")
 
 
 def _resume_command(run_id: str) -> str:
@@ -245,7 +328,7 @@ def build_app() -> typer.Typer:
     built = typer.Typer(add_completion=False, no_args_is_help=True, help="Look inside hybrid linear-attention MoE "
                         "models.")
     for name, function in COMMANDS:
-        built.command(name=name)(with_capture_flags(function) if function is trace else function)
+        built.command(name=name)(with_capture_flags(function) if function in (trace, generate) else function)
     return built
 
 

@@ -22,7 +22,12 @@ def test_tokens_table_of_two_sequences_by_hand():
         "token_id": [0, 2, 3, 1],
         "token": ["<s>", "y", "z", "x"],
         "label": ["lab", "lab", "lab", None],
+        "logprob": [None, None, None, None],
     }
+    import numpy as np
+
+    generated = tokens_table(["a"], [[0, 2, 3]], [None], vocab, logprobs=np.array([np.nan, -0.5, -2.0]))
+    assert generated.column("logprob").to_pylist() == [None, -0.5, -2.0]
 
 
 def test_batch_attention_tables_equal_each_row_concatenated(tiny_next):

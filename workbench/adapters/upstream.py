@@ -138,3 +138,16 @@ def check_router_output(family: str, site: str, router: torch.nn.Module, hidden_
                                        f"{tuple(ids.shape)}, not logits [N, E], weights [N, k], ids [N, k]")
     if ids.dtype.is_floating_point or ids.dtype == torch.bool:
         raise site_error(family, site, f"the router's third output is {ids.dtype}, not integer expert ids")
+
+
+def cache_keyword(function) -> str:
+    """The keyword under which `function` (a model's forward, transformers' create_causal_mask) takes the KV cache on
+    this install: `cache` from transformers 5.25, `past_key_values` before."""
+    parameters = callable_parameters(function).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def output_cache(output):
+    """The KV cache a forward or generate() returned: its `cache` key from transformers 5.25, `past_key_values` before
+    (reading the old name on 5.25 logs a deprecation warning)."""
+    return output["cache"] if "cache" in output.keys() else output.past_key_values

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from torch import nn
 
-from .head import MTPHead, mtp_logits
+from .head import MTPHead, mtp_logits, mtp_rows
 from .weights import NoMTPWeights, fuse_experts, mtp_tensor_names, num_mtp_layers, read_mtp_tensors, write_mtp_shard
 
-__all__ = ["MTPHead", "NoMTPWeights", "load_mtp_head", "mtp_logits", "mtp_tensor_names", "write_mtp_shard"]
+__all__ = ["MTPHead", "NoMTPWeights", "load_mtp_head", "mtp_logits", "mtp_rows", "mtp_tensor_names", "write_mtp_shard"]
 
 
 def load_mtp_head(model: nn.Module, folder: str | Path) -> MTPHead:

@@ -33,10 +33,11 @@ token, which greedy acceptance compares against).
 from __future__ import annotations
 
 import copy
-import inspect
 
 import torch
 from torch import nn
+
+from ..adapters.upstream import cache_keyword
 
 FULL_ATTENTION = "full_attention"
 
@@ -86,10 +87,24 @@ class MTPHead(nn.Module):
         return self.norm(hidden)
 
 
-def _cache_argument(function) -> str:
-    """The name under which `function` (transformers' create_causal_mask) takes the KV cache on this install."""
-    parameters = inspect.signature(function).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+def mtp_rows(model: nn.Module, head: MTPHead, next_ids: torch.Tensor, hidden: torch.Tensor,
+             step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MTP rows r = 0 .. R-1 at rotary positions r, causal over each other: row r reads hidden[:, r] (a trunk's
+    final-normed hidden h_r, or a draft row's MTP output) and the embedding of next_ids[:, r].
+
+    next_ids: [B, R] int; hidden: [B, R, H]. Returns (logits [B, R, V], the MTP's normed output [B, R, H])."""
+    from transformers.masking_utils import create_causal_mask
+
+    decoder = model.get_decoder()
+    next_embeds = model.get_input_embeddings()(next_ids)  # [B, R, H]
+    hidden = hidden.to(next_embeds.dtype)
+    position_ids = torch.arange(next_ids.shape[1], device=next_ids.device).unsqueeze(0)  # [1, R]
+    position_embeddings = decoder.rotary_emb(hidden, position_ids)
+    no_cache = {cache_keyword(create_causal_mask): None}  # `cache` from transformers 5.25, `past_key_values` before
+    mask = create_causal_mask(config=head.config, inputs_embeds=hidden, attention_mask=None, position_ids=position_ids,
+                              **no_cache)
+    out = head(hidden, next_embeds, position_embeddings, mask, position_ids, step=step)
+    return model.get_output_embeddings()(out), out  # [B, R, V], [B, R, H]
 
 
 def mtp_logits(model: nn.Module, head: MTPHead, input_ids: torch.Tensor, trunk_hidden: torch.Tensor) -> torch.Tensor:
@@ -98,18 +113,7 @@ def mtp_logits(model: nn.Module, head: MTPHead, input_ids: torch.Tensor, trunk_h
     input_ids: [B, T] int; trunk_hidden: [B, T, H], the trunk's final-normed hidden states
     (`model.model(...).last_hidden_state`). Returns [B, T-1, V] in the head's dtype.
     """
-    from transformers.masking_utils import create_causal_mask
-
     if input_ids.shape[1] < 2:
         raise ValueError(f"MTP needs at least 2 tokens (row t uses x_(t+1)), got {input_ids.shape[1]}")
-    decoder = model.get_decoder()
     rows = input_ids.shape[1] - 1
-    next_embeds = model.get_input_embeddings()(input_ids[:, 1:])  # [B, R, H]
-    hidden = trunk_hidden[:, :rows].to(next_embeds.dtype)  # [B, R, H]
-    position_ids = torch.arange(rows, device=input_ids.device).unsqueeze(0)  # [1, R] = the positions of h_t
-    position_embeddings = decoder.rotary_emb(hidden, position_ids)
-    no_cache = {_cache_argument(create_causal_mask): None}  # `cache` from transformers 5.25, `past_key_values` before
-    mask = create_causal_mask(config=head.config, inputs_embeds=hidden, attention_mask=None, position_ids=position_ids,
-                              **no_cache)
-    out = head(hidden, next_embeds, position_embeddings, mask, position_ids)
-    return model.get_output_embeddings()(out)  # [B, R, V]
+    return mtp_rows(model, head, input_ids[:, 1:], trunk_hidden[:, :rows])[0]

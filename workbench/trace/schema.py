@@ -16,16 +16,19 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from .column import POSITION, RUN_ID, SEQ_ID, Column
+from .generation_schema import GENERATION_TABLES
 from .probe_schema import PROBE_TABLES
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 # Versions this code can read; only SCHEMA_VERSION is written. 1.0 -> 1.1: run_id stored inside every file,
 # attention.span_mass a list<struct<span, mass>> (a map has no HF datasets type), new table needle_sweep.
 # 1.1 -> 1.2: DeltaNet decays stored as the float32 log decay g (exp(g) derived on read; float16 exp(g) was
 # subnormal or 0 for fast heads): deltanet.decay_min -> log_decay_min, deltanet_heads.decay -> log_decay;
 # state retention (state_recall.retention_*), DeltaNet needle contribution
 # (table deltanet_contribution), needle_sweep/state_capacity/layer_ablation probe tables.
-READABLE_VERSIONS = ("1.0", "1.1", "1.2")
+# 1.2 -> 1.3: `phase` (prefill | decode) after the columns of every per-token table, filled by the writer ('prefill'
+# unless a generation says otherwise; null when reading older files); tokens.logprob; the `drafts` table.
+READABLE_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SCHEMA_VERSION_KEY = b"workbench.schema_version"
 TABLE_KEY = b"workbench.table"
 
@@ -37,7 +40,14 @@ TOKENS_COLUMNS = (
     Column("token_id", pa.int32(), "Vocabulary id of the token."),
     Column("token", pa.string(), "The token as the tokenizer spells it (convert_ids_to_tokens)."),
     Column("label", pa.string(), "Prompt label from the prompts file (e.g. a domain), null when absent.", True),
+    Column("logprob", pa.float32(), "Generated tokens (`workbench generate`): the model's log-probability of the token "
+           "when it was chosen, ln p <= 0, from the raw logits (before temperature / top-p). Null for prompt tokens.",
+           True),
 )
+
+PHASE = Column("phase", pa.string(), "'prefill' (the prompt's forward) or 'decode' (a token generated after it, "
+               "`workbench generate`), by the row's position against the prompt's length. Every per-token table has it "
+               "last; the writer fills 'prefill' where the caller gives none; null in files before schema 1.3.", True)
 
 
 SPANS_COLUMNS = (
@@ -70,7 +80,7 @@ class Tables(Mapping):
     def _all(self) -> dict[str, tuple[Column, ...]]:
         from ..capture.kind import kind_tables  # torch-free: the kinds' settings and schema modules only
 
-        return {"tokens": TOKENS_COLUMNS, "spans": SPANS_COLUMNS, **kind_tables(), **PROBE_TABLES}
+        return {"tokens": TOKENS_COLUMNS, "spans": SPANS_COLUMNS, **kind_tables(), **GENERATION_TABLES, **PROBE_TABLES}
 
     def __getitem__(self, table: str) -> tuple[Column, ...]:
         return self._all()[table]
@@ -98,9 +108,18 @@ def table_schema(table: str, with_run_id: bool = False) -> pa.Schema:
     return pa.schema(fields, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), TABLE_KEY: table.encode()})
 
 
+def has_phase(table: str) -> bool:
+    """Whether the table is per token (has a `position` column, and is not a probe's): its files end with `phase`."""
+    return table not in PROBE_TABLES and any(c.name == POSITION.name for c in TABLES[table])
+
+
 def file_schema(table: str) -> pa.Schema:
-    """The Arrow schema of one table's Parquet files: `run_id` first, then the table's columns."""
-    return table_schema(table, with_run_id=True)
+    """The Arrow schema of one table's Parquet files: `run_id` first, then the table's columns, then `phase` for a
+    per-token table (the writer adds both)."""
+    schema = table_schema(table, with_run_id=True)
+    if has_phase(table):
+        schema = schema.append(pa.field(PHASE.name, PHASE.type, nullable=True, metadata={"doc": PHASE.doc}))
+    return schema
 
 
 def table_writers() -> dict[str, str]:
@@ -111,13 +130,15 @@ def table_writers() -> dict[str, str]:
     for name, kind in registered_kinds().items():
         writers.update({table: f"capture kind `{name}` (capture/{kind.settings.__module__.split('.')[-2]}/)"
                         for table in kind.tables})
+    writers.update({table: "`workbench generate`" for table in GENERATION_TABLES})
     writers.update({table: "a probe (workbench/probes/)" for table in PROBE_TABLES})
     return writers
 
 
 def schema_markdown() -> str:
     """All tables as Markdown, for the README and `workbench schema`."""
-    lines = [f"Schema version {SCHEMA_VERSION}. Every table's first column is `run_id` (string): {RUN_ID.doc}", ""]
+    lines = [f"Schema version {SCHEMA_VERSION}. Every table's first column is `run_id` (string): {RUN_ID.doc} Every "
+             f"per-token table (one with `position`, not a probe's) ends with `phase` (string): {PHASE.doc}", ""]
     writers = table_writers()
     for table, columns in TABLES.items():
         lines += [f"**`{table}`** — written by {writers[table]}", "", "| column | type | meaning |", "|---|---|---|"]

@@ -32,10 +32,12 @@ def list_column(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, flat, type=arrow_type)
 
 
-def tokens_table(seq_ids: list[str], token_ids: list, labels: list[str | None], vocab: pa.Array) -> pa.Table:
-    """The tokens rows of one or more sequences, concatenated in order (seq_id, position, token_id, token, label);
-    `vocab` holds the token string of every id (tracing.token_strings: the tokenizer's convert_ids_to_tokens of
-    0..len-1), so the token strings are one `take`, not a Python lookup per token."""
+def tokens_table(seq_ids: list[str], token_ids: list, labels: list[str | None], vocab: pa.Array,
+                 logprobs: np.ndarray | None = None) -> pa.Table:
+    """The tokens rows of one or more sequences, concatenated in order (seq_id, position, token_id, token, label,
+    logprob); `vocab` holds the token string of every id (tracing.token_strings: the tokenizer's
+    convert_ids_to_tokens of 0..len-1), so the token strings are one `take`, not a Python lookup per token.
+    logprobs: one float per row, NaN where none (prompt tokens); None = all null."""
     lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
     ids = np.concatenate([np.asarray(ids) for ids in token_ids]).astype(np.int32)  # arrays (tracing) or lists
     return pa.table(
@@ -45,6 +47,8 @@ def tokens_table(seq_ids: list[str], token_ids: list, labels: list[str | None], 
             "token_id": ids,
             "token": pc.take(vocab, pa.array(ids)),
             "label": repeated_strings(labels, lengths),
+            "logprob": pa.nulls(len(ids), pa.float32()) if logprobs is None else
+            pa.array(logprobs, type=pa.float32(), mask=np.isnan(logprobs)),
         },
         schema=table_schema("tokens"),
     )

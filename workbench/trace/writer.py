@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from .folder import (RUNS, check_for_append, manifest_path, partition_dir, prepare_for_append, staging_dir,
                      write_json_atomic)
-from .schema import RUN_ID, TABLES, file_schema, table_schema
+from .schema import PHASE, RUN_ID, TABLES, file_schema, has_phase, table_schema
 
 ROWS_PER_FILE = 131_072  # a table's pending rows are staged once they reach this many
 MIN_ROWS_PER_FILE = 32_768  # one flush is split into up to WRITE_THREADS files of at least this many rows
@@ -82,7 +82,8 @@ def merge_part(manifest: dict | None, base: dict, prompts: list[dict], files: di
 class TraceWriter:
     """with TraceWriter(out) as writer:
         writer.add("tokens", table); ...; writer.commit_part(prompt_records, manifest); ...; writer.finish()
-    Tables must match `schema.table_schema(name)` (columns are cast to it; a missing column raises). The writer
+    Tables must match `schema.table_schema(name)` (columns are cast to it; a missing column raises unless it is
+    nullable, then it is null). The writer
     adds `run_id` as the first column of every file (the one place it is added, for every table).
     `commit(manifest)` = commit_part of everything pending with manifest["prompts"], then finish."""
 
@@ -132,14 +133,26 @@ class TraceWriter:
         return self._committed_parts
 
     def add(self, table: str, data: pa.Table) -> None:
-        schema = table_schema(table)
+        """Stage rows of `table` (its builder's schema; a per-token table may carry a `phase` column, else every row
+        is 'prefill')."""
+        schema, stored_schema = table_schema(table), file_schema(table)
+        phase = None
+        if PHASE.name in data.column_names and has_phase(table):
+            phase = data.column(PHASE.name)
+            data = data.drop_columns([PHASE.name])
         if data.schema.names != schema.names or data.schema.types != schema.types:
+            for field in schema:  # a nullable column a builder leaves out is null (e.g. tokens.logprob of a trace)
+                if field.nullable and field.name not in data.column_names:
+                    data = data.append_column(field, pa.nulls(data.num_rows, field.type))
             missing = set(schema.names) - set(data.column_names)
             if missing:
                 raise ValueError(f"table {table!r} is missing columns {sorted(missing)}")
             data = data.select(schema.names).cast(schema)
         run_id = pa.repeat(pa.scalar(self.run_id, RUN_ID.type), data.num_rows)
-        stored = pa.Table.from_arrays([run_id, *data.columns], schema=file_schema(table))
+        columns = [run_id, *data.columns]
+        if has_phase(table):
+            columns.append(phase if phase is not None else pa.repeat(pa.scalar("prefill", PHASE.type), data.num_rows))
+        stored = pa.Table.from_arrays(columns, schema=stored_schema)
         self._pending.setdefault(table, []).append(stored)
         if sum(t.num_rows for t in self._pending[table]) >= self.rows_per_part:
             self._flush(table)
