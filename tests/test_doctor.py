@@ -26,8 +26,8 @@ def test_every_registered_family_is_checked():
 def test_a_family_whose_sites_resolve_is_ok():
     code, lines = _doctor("--family", "qwen3_next", "--family", "mixtral")
     assert code == 0
-    assert "  ok   qwen3_next: routing, attention, deltanet, expert_saliency, mtp" in lines
-    assert "  ok   mixtral: routing, attention, expert_saliency" in lines
+    assert "  ok   qwen3_next: routing, attention, deltanet, expert_saliency, attribution, mtp" in lines
+    assert "  ok   mixtral: routing, attention, expert_saliency, attribution" in lines
     rows = lines[lines.index("versions") + 1:lines.index("fast paths")]
     versions = dict(line.split(None, 1) for line in rows if "tested on" not in line)
     assert versions["transformers"] == metadata.version("transformers")
@@ -47,7 +47,7 @@ def test_a_renamed_kernel_argument_fails_the_family_in_one_line(monkeypatch):
     monkeypatch.setattr(modeling, "torch_chunk_gated_delta_rule", renamed)
     code, lines = _doctor("--family", "qwen3_next")
     assert code == 1
-    assert "  FAIL qwen3_next: routing, attention, deltanet FAILED, expert_saliency, mtp" in lines
+    assert "  FAIL qwen3_next: routing, attention, deltanet FAILED, expert_saliency, attribution, mtp" in lines
     reason = next(line for line in lines if line.strip().startswith("deltanet: "))
     assert "SiteError: qwen3_next: transformers.models.qwen3_next.modeling_qwen3_next.torch_chunk_gated_delta_rule: " \
            "takes no argument 'value'" in reason

@@ -10,7 +10,7 @@ KIMI_LINEAR = register(
         name="kimi_linear",
         model_types=("kimi_linear",),
         architecture="KimiLinearForCausalLM",
-        router=RouterSite(path="mlp.gate", scoring="sigmoid"),
+        router=RouterSite(path="mlp.gate", scoring="sigmoid", shared_expert="mlp.shared_experts"),  # ungated
         attention=AttentionSite(path="self_attn"),  # MLA: keys expanded per head from the latent; no output gate
         linear_attention=LinearAttentionSite(
             path="self_attn",

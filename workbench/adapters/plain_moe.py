@@ -25,5 +25,6 @@ MIXTRAL = register(Adapter(name="mixtral", model_types=("mixtral",), architectur
                            layer_kinds_of=all_full_attention, router=SOFTMAX_ROUTER,
                            captures=ROUTING.format(scoring="softmax, always renormalised")))
 DEEPSEEK_V3 = register(Adapter(name="deepseek_v3", model_types=("deepseek_v3",), architecture="DeepseekV3ForCausalLM",
-                               layer_kinds_of=all_full_attention, router=RouterSite(path="mlp.gate", scoring="sigmoid"),
+                               layer_kinds_of=all_full_attention,
+                               router=RouterSite(path="mlp.gate", scoring="sigmoid", shared_expert="mlp.shared_experts"),
                                captures="routing (sigmoid + bias, grouped top-k); MLA attention stats"))

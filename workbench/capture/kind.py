@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 # The registration line: one package per built-in kind, in the order their recorders attach and their tables are
 # listed (routing first: other kinds read the routers it hooks).
-BUILTIN_KINDS = ("routing", "attention", "deltanet", "mtp", "saliency")
+BUILTIN_KINDS = ("routing", "attention", "deltanet", "mtp", "saliency", "attribution")
 PLUGINS_ENV = "WORKBENCH_CAPTURE_KINDS"
 
 

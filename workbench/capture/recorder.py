@@ -41,6 +41,7 @@ class SequenceInfo:
     spans: Sequence = field(default_factory=tuple)
     row: int = 0
     padded_tokens: int | None = None  # T of the batch; None = num_tokens (batch 1, no padding)
+    token_ids: Sequence | None = field(default=None, compare=False)  # the prompt's ids (attribution targets)
 
     @property
     def rows(self) -> slice:

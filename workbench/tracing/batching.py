@@ -42,7 +42,7 @@ class Encoded:
     spans: list
 
     def sequence(self, row: int = 0, padded_tokens: int | None = None) -> SequenceInfo:
-        return SequenceInfo(self.prompt.id, len(self.token_ids), self.spans, row, padded_tokens)
+        return SequenceInfo(self.prompt.id, len(self.token_ids), self.spans, row, padded_tokens, self.token_ids)
 
     def record(self) -> dict:
         p = self.prompt
