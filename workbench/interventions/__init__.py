@@ -2,5 +2,6 @@
 a context manager that restores the model on exit and on error."""
 
 from .expert_mask import ExpertMaskError, mask_experts
+from .patching import PatchingError, Site, patched, patching_sweep
 
-__all__ = ["ExpertMaskError", "mask_experts"]
+__all__ = ["ExpertMaskError", "PatchingError", "Site", "mask_experts", "patched", "patching_sweep"]

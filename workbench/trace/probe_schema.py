@@ -134,6 +134,26 @@ EXPERT_PRUNING_COLUMNS = (
 )
 
 
+# Activation patching (probes/patching.py): an INTERVENTION; one row per (pair, site, position range).
+PATCHING_COLUMNS = (
+    Column("intervention", pa.string(), "Always 'activation_patching': the corrupted prompt ran with one site's "
+           "activation taken from the clean prompt (interventions/patching.py)."),
+    Column("pair", pa.string(), "Clean / corrupted prompt pair id."),
+    Column("site", pa.string(), "residual | mixer | head | expert | state: what was patched."),
+    Column("layer", pa.int16(), "Decoder-layer index of the site."),
+    Column("index", pa.int16(), "Head (site head) or expert id (site expert), else null.", True),
+    Column("range", pa.string(), "Name of the position range (needle, between, question, last)."),
+    Column("position_start", pa.int32(), "First patched position (state sites: the state after position_end - 1 is "
+           "patched)."),
+    Column("position_end", pa.int32(), "One past the last patched position."),
+    Column("context_length", pa.int32(), "Prompt length in tokens."),
+    Column("logit_diff", pa.float32(), "logit(answer) - logit(foil) at the last position with the patch."),
+    Column("clean_logit_diff", pa.float32(), "The same on the clean prompt, unpatched."),
+    Column("corrupted_logit_diff", pa.float32(), "The same on the corrupted prompt, unpatched."),
+    Column("recovery", pa.float32(), "(logit_diff - corrupted) / (clean - corrupted): 0 = no effect, 1 = the clean "
+           "answer fully restored; NaN where clean and corrupted agree.", True),
+)
+
 PROBE_TABLES: dict[str, tuple[Column, ...]] = {
     "retrieval": RETRIEVAL_COLUMNS,
     "needle_sweep": NEEDLE_SWEEP_COLUMNS,
@@ -143,4 +163,5 @@ PROBE_TABLES: dict[str, tuple[Column, ...]] = {
     "label_experts": LABEL_EXPERTS_COLUMNS,
     "vocab_specialisation": VOCAB_SPECIALISATION_COLUMNS,
     "expert_pruning": EXPERT_PRUNING_COLUMNS,
+    "patching": PATCHING_COLUMNS,
 }
