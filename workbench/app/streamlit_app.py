@@ -21,6 +21,7 @@ navigation = st.navigation([
     st.Page(PAGES / "long_context.py", title="Long context"),
     st.Page(PAGES / "mtp.py", title="Multi-token prediction"),
     st.Page(PAGES / "generation.py", title="Generation"),
+    st.Page(PAGES / "attribution.py", title="Attribution"),
     st.Page(PAGES / "sparsity.py", title="Sparsity probes"),
     st.Page(PAGES / "compare.py", title="Compare runs"),
 ])
