@@ -6,9 +6,13 @@
     python probes/expert_pruning.py --model nano --dtype float32 --n 64 --out T3 \
         --suites assoc_recall_16pairs_compact arithmetic_mul code_256 --loss-tokens 256 --calibration-tokens 512
     python probes/needle_sweep.py --out T4
-    python probes/ship_nano_datasets.py T1 T2 T3 T4 --out datasets/nano
+    python probes/attribution.py --dtype float32 --prompts 8 --length 256 --out T5
+    python probes/patching.py --dtype float32 --pairs 4 --length 256 --out T5
+    python probes/ship_nano_datasets.py T1 T2 T3 T4 T5 --out datasets/nano
 
-(2-core CPU, OMP_NUM_THREADS=2, 2026-12-02: 12 s, 15 s, 63 s and about a minute; 6.5 MB shipped. The
+(2-core CPU, OMP_NUM_THREADS=2, 2026-12-02: 12 s, 15 s, 63 s and about a minute; 6.5 MB shipped. T5, 2026-12-08:
+3 s and 45 s. A new schema's dataset can be rebuilt from the old one's runs: pass datasets/nano itself as a trace
+folder (its files are read in the current schema, columns added since are null). The
 specialisation probe's n is kept at 4 for size: its two routing traces are most of the dataset, 0.8 MB per prompt
 per domain; its numbers at n = 4, 8 and 16 agree to 0.003 bits.)
 Every committed run of the given trace folders is copied into one staging trace folder, which `workbench export`
@@ -31,7 +35,9 @@ a trace of demo prompts with routing, DeltaNet state (with the needle contributi
 saliency and the MTP head's draft acceptance (`mtp`); the long-context needle sweep (`needle_sweep`); the routing
 specialisation probe (the model's routing of the six nano domains, the same at a seeded random init, and the
 probe's tables `label_divergence`, `label_experts`, `vocab_specialisation`, column `model`); the prune what-if
-sweep (`expert_pruning`: an INTERVENTION, experts masked in the routers). Rebuilt by `probes/ship_nano_datasets.py`."""
+sweep (`expert_pruning`: an INTERVENTION, experts masked in the routers); direct logit attribution of held-out
+passkey answers (`logit_attribution`, probes/attribution.py) and activation patching of clean / corrupted passkey
+pairs (`patching`: an INTERVENTION, probes/patching.py). Rebuilt by `probes/ship_nano_datasets.py`."""
 
 
 def main(argv=None) -> None:
