@@ -56,18 +56,17 @@ def trace(
                                               "(default: a local ray.init())."),
     gpus_per_replica: int = typer.Option(1, "--gpus-per-replica", min=1, help="--engine ray: GPUs each model replica "
                                          "spans (device_map auto over them), for a model larger than one GPU."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the run (pick it later by name: "
+                                       "trace.run(NAME), `workbench runs`)."),
+    note: Optional[str] = typer.Option(None, "--note", help="A note kept in the run's manifest."),
     **capture,
 ):
     """Trace prompts through a model and append one run to OUT. Its capture flags (routing on by default, --attention,
     --deltanet, ... and their options) are those of the registered capture kinds (cli_capture.py)."""
-    from .adapters import UnsupportedArchitecture
-    from .capture import CaptureError, CaptureSettings
-    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
-    from .inputs.spans import SpanError
-    from .loading import ModelNotAvailable, check_load_options, load_model
-    from .trace import TraceFolderError
-    from .trace.folder import check_for_append
-    from .tracing import TraceInterrupted, trace_prompts
+    from .capture import CaptureSettings
+    from .loading import check_load_options, load_model
+    from .tracing import trace_prompts
+    from .tracing.manifest import named
 
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
@@ -75,6 +74,7 @@ def trace(
         settings = CaptureSettings(**capture)
         settings.check_environment(device)
         check_load_options(dtype, device, device_map)
+        named(name, note)
         if engine not in ("local", "ray"):
             raise ValueError(f"--engine must be 'local' or 'ray', got {engine!r}")
         if engine == "local" and (num_gpus or num_workers or ray_address or gpus_per_replica != 1):
@@ -83,36 +83,19 @@ def trace(
         _fail(str(error))
     load_options = dict(dtype=dtype, device=device, device_map=device_map, trust_remote_code=trust_remote_code,
                         revision=revision, allow_download=allow_download)
-    try:
-        prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
-        check_for_append(out)  # check the folder (creating nothing) before spending time on the model
-        if resume is not None:
-            from .trace.writer import read_manifest
-            from .tracing import check_resume
 
-            check_resume(out, resume, read_manifest(out, resume) if out.is_dir() else None)
+    def run(prompt_list):
         if engine == "ray":
             from .engine.ray_engine import trace_with_ray
 
-            summary = trace_with_ray(model, load_options, prompt_list, out, settings, max_tokens=max_tokens,
-                                     batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume,
-                                     num_gpus=num_gpus, num_workers=num_workers, address=ray_address,
-                                     gpus_per_replica=gpus_per_replica)
-        else:
-            loaded = load_model(model, **load_options)
-            summary = trace_prompts(loaded, prompt_list, out, settings, max_tokens=max_tokens,
-                                    batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume)
-    except TraceInterrupted as stopped:
-        typer.secho(str(stopped), fg=typer.colors.YELLOW, err=True)
-        if stopped.summary is not None:
-            typer.secho(f"committed parts are readable in {out}; resume with: {_resume_command(stopped.summary.run_id)}",
-                        err=True)
-        raise typer.Exit(code=130)
-    except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
-            CaptureError, ValueError) as error:
-        _fail(str(error))
-    skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
-    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {out}{skipped}")
+            return trace_with_ray(model, load_options, prompt_list, out, settings, max_tokens=max_tokens,
+                                  batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume,
+                                  num_gpus=num_gpus, num_workers=num_workers, address=ray_address,
+                                  gpus_per_replica=gpus_per_replica, name=name, note=note)
+        return trace_prompts(load_model(model, **load_options), prompt_list, out, settings, max_tokens=max_tokens,
+                             batch_tokens=batch_tokens, part_tokens=part_tokens, resume=resume, name=name, note=note)
+
+    _write_run(out, prompts, text, resume, run, "tokens")
 
 
 @command()
@@ -143,21 +126,19 @@ def generate(
                                     "generated)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue run RUN_ID of OUT that stopped (same model, "
                                          "prompts, capture and generation options)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the run (pick it later by name: "
+                                       "trace.run(NAME), `workbench runs`)."),
+    note: Optional[str] = typer.Option(None, "--note", help="A note kept in the run's manifest."),
     **capture,
 ):
     """Generate after each prompt and append one run to OUT: every per-token table holds the prompt's rows and each
     generated token's (column phase: prefill | decode); the tokens table holds the generated tokens and their
     log-probabilities. Capture flags as for `trace`."""
-    from .adapters import UnsupportedArchitecture
-    from .capture import CaptureError, CaptureSettings
+    from .capture import CaptureSettings
     from .generation import GenerationSettings, generate_prompts
     from .generation.run import check_generation_capture
-    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
-    from .inputs.spans import SpanError
-    from .loading import ModelNotAvailable, check_load_options, load_model
-    from .trace import TraceFolderError
-    from .trace.folder import check_for_append
-    from .tracing import TraceInterrupted
+    from .loading import check_load_options, load_model
+    from .tracing.manifest import named
 
     if (prompts is None) == (text is None):
         _fail("give exactly one of --prompts FILE.jsonl or --text '...'")
@@ -165,24 +146,45 @@ def generate(
         settings = CaptureSettings(**capture)
         settings.check_environment(device)
         check_generation_capture(settings)
+        named(name, note)
         generation = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         seed=seed, stop=tuple(stop or ()), speculative=speculative,
                                         draft_tokens=draft_tokens)
         check_load_options(dtype, device, device_map)
     except ValueError as error:
         _fail(str(error))
+
+    def run(prompt_list):
+        loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
+                            trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
+        return generate_prompts(loaded, prompt_list, out, settings, generation, max_tokens=max_tokens,
+                                part_tokens=part_tokens, resume=resume, name=name, note=note)
+
+    _write_run(out, prompts, text, resume, run, "tokens (prompt + generated)")
+
+
+def _write_run(out: Path, prompts: Optional[Path], text: Optional[str], resume: Optional[str], run, what: str) -> None:
+    """What `trace` and `generate` share once their options are checked: read the prompts, check the folder (and the
+    run to resume) before any model loads, `run(prompts)` -> RunSummary, then one line of summary; every known
+    error is one line (exit 2), Ctrl-C says what was kept and how to resume (exit 130)."""
+    from .adapters import UnsupportedArchitecture
+    from .capture import CaptureError
+    from .inputs.prompts import PromptFileError, prompt_from_text, read_prompts
+    from .inputs.spans import SpanError
+    from .loading import ModelNotAvailable
+    from .trace import TraceFolderError
+    from .trace.folder import check_for_append
+    from .tracing import TraceInterrupted
+
     try:
         prompt_list = read_prompts(prompts) if prompts is not None else [prompt_from_text(text)]
-        check_for_append(out)
+        check_for_append(out)  # check the folder (creating nothing) before spending time on the model
         if resume is not None:
             from .trace.writer import read_manifest
             from .tracing import check_resume
 
             check_resume(out, resume, read_manifest(out, resume) if out.is_dir() else None)
-        loaded = load_model(model, dtype=dtype, device=device, device_map=device_map,
-                            trust_remote_code=trust_remote_code, revision=revision, allow_download=allow_download)
-        summary = generate_prompts(loaded, prompt_list, out, settings, generation, max_tokens=max_tokens,
-                                   part_tokens=part_tokens, resume=resume)
+        summary = run(prompt_list)
     except TraceInterrupted as stopped:
         typer.secho(str(stopped), fg=typer.colors.YELLOW, err=True)
         if stopped.summary is not None:
@@ -193,8 +195,7 @@ def generate(
             CaptureError, ValueError) as error:
         _fail(str(error))
     skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
-    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens (prompt + "
-               f"generated) -> {out}{skipped}")
+    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} {what} -> {out}{skipped}")
 
 
 def _resume_command(run_id: str) -> str:
@@ -225,6 +226,25 @@ def info(folder: Path = typer.Argument(..., help="Trace folder.")):
     except (TraceFolderError, FileNotFoundError) as error:
         _fail(str(error))
     typer.echo(trace_summary(trace_handle))
+
+
+@command()
+def runs(folder: Path = typer.Argument(..., help="Trace folder.")):
+    """List a trace folder's runs: name, kind (trace, generation, probe, intervention), model, dtype, device, tokens,
+    tables; pick one by name with `trace.run(NAME)`."""
+    from .trace import TraceFolderError, open_trace
+    from .trace.runs import catalogue_row
+
+    try:
+        manifests = open_trace(folder).manifests()
+    except (TraceFolderError, FileNotFoundError) as error:
+        _fail(str(error))
+    rows = [catalogue_row(m) for m in manifests]
+    typer.echo(f"{folder}: {len(rows)} run{'' if len(rows) == 1 else 's'}")
+    for row in rows:
+        typer.echo(f"  {row['run_id']}  {row['name'] or '(unnamed)'}  [{row['kind']}]  {row['model']}  {row['dtype']} on "
+                   f"{row['device']}  {row['tokens']:,} tokens")
+        typer.echo(f"      tables: {row['tables'] or 'none'}" + (f"\n      note: {row['note']}" if row["note"] else ""))
 
 
 @command()

@@ -19,6 +19,7 @@ from ..capture import CaptureSettings
 from ..inputs.prompts import Prompt
 from ..trace.folder import prepare_for_append
 from ..trace.writer import new_run_id, read_manifest, remove_if_empty_trace
+from ..tracing.manifest import named
 from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted, check_resume
 
 
@@ -53,8 +54,8 @@ class TraceActor:
 def trace_with_ray(model: str, load_options: dict, prompts: list[Prompt], out: str | Path, settings: CaptureSettings,
                    max_tokens: int | None = None, batch_tokens: int | None = None, part_tokens: int = PART_TOKENS,
                    resume: str | None = None, num_gpus: int = 0, num_workers: int | None = None,
-                   address: str | None = None, gpus_per_replica: int = 1, prompts_per_block: int | None = None
-                   ) -> RunSummary:
+                   address: str | None = None, gpus_per_replica: int = 1, prompts_per_block: int | None = None,
+                   name: str | None = None, note: str | None = None) -> RunSummary:
     """Trace `prompts` with a Ray Data actor pool into one run of `out` (see the module docstring); returns the run's
     summary. The tables equal a single-process trace of the same prompts (tests/engine/test_ray_engine.py)."""
     import ray
@@ -110,6 +111,7 @@ def trace_with_ray(model: str, load_options: dict, prompts: list[Prompt], out: s
 
     writer = TraceWriter(out, run_id=run_id, join=True)
     path = writer.finish(order=[p.id for p in prompts], engine={"name": "ray", "replicas": replicas,
-                                                                   "gpus_per_replica": gpus_per_replica if num_gpus else 0})
+                                                                   "gpus_per_replica": gpus_per_replica if num_gpus else 0},
+                         **named(name, note))
     manifest = read_manifest(out, run_id)
     return RunSummary(run_id, path, len(manifest["prompts"]), manifest["num_tokens"], len(done), sorted(skipped))

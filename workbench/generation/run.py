@@ -28,6 +28,7 @@ from ..trace.tables import spans_table, tokens_table
 from ..trace.writer import read_manifest
 from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted, check_resume, encode_prompt, run_manifest
 from ..tracing import stop_on_sigint, token_strings
+from ..tracing.manifest import named
 from .decode import Generation, generate
 from .settings import GenerationSettings
 
@@ -78,7 +79,8 @@ def generate_traced(run, model, tokenizer, encoded, settings: GenerationSettings
 @torch.inference_mode()
 def generate_prompts(loaded: LoadedModel, prompts: list[Prompt], out: str | Path, settings: CaptureSettings | None,
                      generation: GenerationSettings, max_tokens: int | None = None, part_tokens: int = PART_TOKENS,
-                     resume: str | None = None, progress: bool = True) -> RunSummary:
+                     resume: str | None = None, progress: bool = True, name: str | None = None,
+                     note: str | None = None) -> RunSummary:
     """Generate after every prompt and append one run to `out` (see the module docstring)."""
     settings = settings if settings is not None else CaptureSettings()
     check_generation_capture(settings)
@@ -95,7 +97,8 @@ def generate_prompts(loaded: LoadedModel, prompts: list[Prompt], out: str | Path
                 raise ValueError(f"run {writer.run_id} was not generated with these options "
                                  f"({manifest.get('generation', 'a trace, not a generation')}); resume it with the same "
                                  "generation options")
-        base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, generation=generation.to_dict())
+        base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, generation=generation.to_dict(),
+                            **named(name, note))
         vocab = token_strings(tokenizer)
         todo = [(i, p) for i, p in enumerate(prompts) if p.id not in skipped]
         bar = _progress(len(todo), progress)

@@ -34,7 +34,7 @@ def run_attribution(loaded: LoadedModel, out: str | Path, prompts: int = 8, leng
     """Trace the prompts with routing and attribution into one run of `out`; returns (run id, {"groups", "heads",
     "experts"}) summaries over every attributed answer position."""
     summary = trace_prompts(loaded, passkey_prompts(prompts, length, seed), out,
-                            CaptureSettings(attribution=True), progress=progress)
+                            CaptureSettings(attribution=True), progress=progress, name="attribution")
     db = TraceDB(out)
     scope = Scope(summary.run_id)
     return summary.run_id, {"groups": contributions_by_group(db, scope), "heads": top_components(db, scope, "head", 5),

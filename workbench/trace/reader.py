@@ -45,6 +45,13 @@ class Trace:
     def run_ids(self) -> list[str]:
         return [m["run_id"] for m in self.manifests()]
 
+    def run(self, name_or_id: str) -> dict:
+        """The manifest of the run with this id, else this name (`--name`, a probe's name), else this id prefix;
+        an empty or ambiguous pick raises RunPickError (trace/runs.py) in one line."""
+        from .runs import pick_run
+
+        return pick_run(self.manifests(), name_or_id, str(self.root))
+
     def tables(self) -> list[str]:
         """Tables with a folder in the trace (see `has_rows` for committed files)."""
         return [t for t in TABLES if (self.root / t).is_dir()]

@@ -60,6 +60,13 @@ def run_manifest(loaded: LoadedModel, settings: CaptureSettings, prompt_records:
     }
 
 
+def named(name: str | None, note: str | None) -> dict:
+    """The manifest's `name` and `note` keys, for those given (checked: trace/runs.check_name)."""
+    from ..trace.runs import check_name
+
+    return {k: v for k, v in (("name", check_name(name)), ("note", check_name(note, "note"))) if v is not None}
+
+
 def _tokenizer_facts(tokenizer) -> dict:
     return {
         "name_or_path": getattr(tokenizer, "name_or_path", None),

@@ -24,7 +24,7 @@ from ..trace import TraceWriter
 from ..trace.folder import manifest_path
 from ..trace.writer import read_manifest
 from .batching import WINDOW_BATCHES, Encoded, batches, padded_ids, prefetched
-from .manifest import check_resume, run_manifest
+from .manifest import check_resume, named, run_manifest
 from .pipeline import TableBuilder, stop_on_sigint, token_strings
 
 PART_TOKENS = 131_072  # tokens of finished prompts per committed part
@@ -64,18 +64,21 @@ def trace_prompts(
     run_id: str | None = None,
     join: bool = False,
     writer_tag: str | None = None,
+    name: str | None = None,
+    note: str | None = None,
 ) -> RunSummary:
     """Run every prompt and append one run to `out`, committing a part every `part_tokens` tokens.
 
     batch_tokens: right-padded batches of up to this many tokens (rows x longest row); None = batch 1.
+    name, note: the run's name (pick it later with `trace.run(name)`) and a note, kept in the manifest.
     resume: the run id of a run that stopped; its committed prompts are skipped. join + run_id: add parts to a run
     another process started (distributed engine; the caller finishes it); writer_tag names this call's part files.
     An error before the first part leaves `out` as it was; an error later keeps the committed parts (resumable); a
     prompt that cannot be tokenised is reached as the run goes (`batches`). Ctrl-C raises TraceInterrupted.
     """
-    for name, value in (("max_tokens", max_tokens), ("batch_tokens", batch_tokens)):
+    for option, value in (("max_tokens", max_tokens), ("batch_tokens", batch_tokens)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1 (or None), got {value!r}")  # [:-n] would cut the end
+            raise ValueError(f"{option} must be an integer >= 1 (or None), got {value!r}")  # [:-n] would cut the end
     settings = settings or CaptureSettings()
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
@@ -88,7 +91,8 @@ def trace_prompts(
             skipped = check_resume(writer.root, writer.run_id, read_manifest(writer.root, writer.run_id), settings,
                                    max_tokens=max_tokens, model=loaded.describe(), prompts=prompts)
         todo = len(prompts) - len(skipped)
-        base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens)
+        base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens,
+                            **named(name, note))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         done = 0
         bar = _progress(todo, progress)

@@ -34,5 +34,6 @@ def write_probe_run(loaded: LoadedModel, out: str | Path, tables: Iterable[tuple
     with TraceWriter(out) as writer:
         for name, table in tables:
             writer.add(name, table)
-        path = writer.commit(run_manifest(loaded, settings, prompt_records, started, probe=probe))
+        named = {"name": probe["name"]} if probe.get("name") else {}  # a probe's runs are named after it
+        path = writer.commit(run_manifest(loaded, settings, prompt_records, started, probe=probe, **named))
     return ProbeRun(writer.run_id, path)
