@@ -62,3 +62,15 @@ def test_attribution_page_renders(attribution_trace):
     titles = chart_titles(at)
     assert any("by layer, mean over 10 attributed positions" in t for t in titles)
     assert any(t.startswith("INTERVENTION — activation patching, mixer sites") for t in titles)
+
+
+def test_patching_heatmap_orders_ranges_and_fixes_the_scale():
+    import pandas as pd
+
+    from workbench.app.figures.attribution import patching_heatmap
+
+    frame = pd.DataFrame({"layer": [0, 0, 0, 1], "range": ["last", "needle", "question", "last"],
+                          "recovery": [0.0001, 0.0, 0.0, 1.0], "pairs": [1] * 4})
+    heat = patching_heatmap(frame, "mixer", lambda layer: f"L{layer}").data[0]
+    assert tuple(heat.x) == ("needle", "question", "last")  # prompt order, not alphabetical
+    assert (heat.zmin, heat.zmax) == (-1.0, 1.0)  # 1e-4 of noise is drawn as nothing

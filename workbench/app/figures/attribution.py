@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from .common import COLOURS, empty_figure, heatmap
 
+RANGE_ORDER = ["needle", "between", "question", "last"]  # probes/patching.py's ranges, in prompt order
 GROUP_ORDER = ["embedding", "attention", "DeltaNet", "mixer (unsplit)", "shared expert", "routed experts",
                "dense MLP", "remainder"]
 
@@ -37,5 +38,10 @@ def patching_heatmap(frame: pd.DataFrame, site: str, label) -> go.Figure:
     title = f"INTERVENTION — activation patching, {site} sites: mean recovery of the clean answer"
     if frame.empty:
         return empty_figure(title, f"no {site} rows (python probes/patching.py)")
-    return heatmap(frame, "layer", column, "recovery", title, "recovery", zmid=0.0, colorscale="RdBu", text=True,
-                   row_format=label, column_title="head (last position)" if site == "head" else "position range")
+    if site != "head":  # ranges in prompt order, not alphabetical
+        order = [r for r in RANGE_ORDER if r in set(frame["range"])] + sorted(set(frame["range"]) - set(RANGE_ORDER))
+        frame = frame.assign(range=pd.Categorical(frame["range"], order, ordered=True))
+    # recovery on a fixed [-1, 1] scale: noise of 1e-4 is not drawn as a signal (hover gives the value)
+    return heatmap(frame, "layer", column, "recovery", title, "recovery", zmin=-1.0, zmax=1.0, colorscale="RdBu",
+                   text=True, row_format=label, column_title="head (last position)" if site == "head" else
+                   "position range")
