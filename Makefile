@@ -13,8 +13,8 @@ CPU_TORCH := torch==2.13.0 triton==3.9.0
 COMPAT_RELEASES ?= 5.17.0 5.25.0
 COMPAT_DIR ?= $(or $(TMPDIR),/tmp)/workbench-compat
 # What touches transformers' internals: the adapters, every capture kind, the ops compared with transformers' own
-# kernels, the MTP head, generation (generate() and the cache's names) and `workbench doctor`.
-COMPAT_TESTS ?= tests/adapters tests/capture tests/ops tests/mtp tests/generation tests/test_doctor.py
+# kernels, the MTP head, generation (generate() and the cache's names), patching (kernel globals, the cache) and `workbench doctor`.
+COMPAT_TESTS ?= tests/adapters tests/capture tests/ops tests/mtp tests/generation tests/interventions tests/test_doctor.py
 TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
 SHIPPED ?= datasets/nano
