@@ -19,7 +19,7 @@ def db_scope(tmp_path_factory):
 def test_acceptance_by_label(db_scope):
     frame = acceptance_by_label(*db_scope).set_index("label")
     # x = s0: rows 2, accepted T F, draft_correct T (the other null), p 0.8 0.2; y = s1: one row, accepted, p 0.6
-    assert frame.loc["x"].tolist() == pytest.approx([2, 0.5, 1.0, 0.5])
+    assert frame.loc["x"].tolist() == pytest.approx([2, 0.5, 0.0, 1.0, 0.5])  # rows, accepted, ties, correct, p
     assert frame.loc["y", "rows"] == 1 and frame.loc["y", "accepted"] == 1.0 and frame.loc["y", "p_accepted"] == pytest.approx(0.6)
     assert math.isnan(frame.loc["y", "draft_correct"])  # its one row has no actual token t+2
 

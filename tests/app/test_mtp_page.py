@@ -31,9 +31,11 @@ def test_mtp_page_empty_state(tmp_path):
 def test_figures_hold_the_numbers():
     import pandas as pd
 
-    frame = pd.DataFrame({"label": ["x", "y"], "rows": [2, 1], "accepted": [0.5, 1.0], "draft_correct": [1.0, None]})
+    frame = pd.DataFrame({"label": ["x", "y"], "rows": [2, 1], "accepted": [0.5, 1.0], "ties": [0.5, 0.0],
+                          "draft_correct": [1.0, None]})
     figure = acceptance_bars(frame, "label", "t", "label")
-    assert [list(trace.y) for trace in figure.data][0] == [0.5, 1.0] and figure.layout.xaxis.type == "category"
+    assert [list(trace.y) for trace in figure.data][:2] == [[0.5, 1.0], [0.5, 0.0]]  # accepted, then ties apart
+    assert figure.data[1].name == "exact ties (neither)" and figure.layout.xaxis.type == "category"
     overlap = routing_overlap_bars(pd.DataFrame({"layer": [0, 2], "jaccard": [0.2, 0.1], "rows": [3, 3]}), 4, 0.33)
     assert list(overlap.data[0].x) == ["L0", "L2"] and list(overlap.data[0].y) == [0.2, 0.1]
     assert "L4" not in overlap.layout.title.text  # the MTP layer is not drawn as a fifth decoder layer

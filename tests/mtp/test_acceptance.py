@@ -43,3 +43,13 @@ def test_shapes_are_checked():
 @pytest.mark.parametrize("position,bucket", [(0, "0-64"), (63, "0-64"), (64, "64-256"), (70000, ">=65536")])
 def test_position_bucket(position, bucket):
     assert position_bucket(position) == bucket
+
+
+def test_exact_ties_are_flagged():
+    """A row whose trunk (at t+1) or head (at row t) has two equal largest logits is a tie: its argmax is arbitrary."""
+    ids = torch.tensor([1, 2, 3, 4])
+    trunk = torch.tensor([[0.0, 1.0, 0.0], [2.0, 2.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 3.0]])  # t=1 ties (row 0)
+    mtp = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])  # row 1: head top two 0.5, 0.5 tie
+    rows = acceptance_rows(ids, trunk, mtp)
+    assert rows["tie"] == [True, True, False]
+    assert rows["accepted"] == [True, True, True]  # rows 0 and 1 agree only by how argmax breaks a tie: counted apart

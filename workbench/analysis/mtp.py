@@ -2,8 +2,10 @@
 bucket and context length, and how the MTP layer's routing overlaps the trunk's.
 
 Acceptance columns (each a mean over rows): accepted (the MTP's greedy draft of token t+2 equals the trunk's own
-greedy token there), draft_correct (equals the actual token; the last row of a sequence has none), p_accepted
-(the MTP's probability of the trunk's token).
+greedy token there, and the row is no tie), ties (the trunk's or the head's top two logits are exactly equal: the
+greedy token is arbitrary, so the row is neither accepted nor rejected; 0 for files written before schema 1.3, which
+did not record it), draft_correct (equals the actual token; the last row of a sequence has none), p_accepted (the
+MTP's probability of the trunk's token).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import pandas as pd
 from ..mtp.acceptance import POSITION_BUCKETS
 from .db import Scope, TraceDB
 
-_MEANS = ("count(*) AS rows, avg(m.accepted::INT) AS accepted, avg(m.draft_correct::INT) AS draft_correct, "
+_MEANS = ("count(*) AS rows, avg((m.accepted AND NOT coalesce(m.tie, false))::INT) AS accepted, "
+          "avg(coalesce(m.tie, false)::INT) AS ties, avg(m.draft_correct::INT) AS draft_correct, "
           "avg(m.p_accepted) AS p_accepted")
 
 

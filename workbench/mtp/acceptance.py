@@ -10,6 +10,9 @@ itself produces at t+1. Per row t = 0 .. T-2:
     draft_correct    draft == x_{t+2}           (None for the last row, t = T-2: x_{t+2} is not in the sequence)
     p_accepted       the MTP's probability of trunk_next (the accepted token)       (acceptance under sampling
                      at temperature 1 with a greedy target would be this probability)
+    tie              the trunk's two largest logits at t+1, or the head's at row t, are exactly equal: which token
+                     is "the" argmax is arbitrary there, so the row is neither accepted nor rejected; analyses count
+                     ties as their own share (bf16 logits tie often: 17% of accepted rows of a bf16 nano run)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ POSITION_BUCKETS = (0, 64, 256, 1024, 4096, 16384, 65536)
 def acceptance_tensors(input_ids: torch.Tensor, trunk_logits: torch.Tensor, mtp_logits: torch.Tensor) -> dict:
     """The per-row quantities as tensors on the logits' device (one batch row; no host sync).
     input_ids: [T] int; trunk_logits: [T, V]; mtp_logits: [T-1, V] (row t drafts x_{t+2}).
-    Returns draft, trunk_next, accepted: [T-1]; draft_correct: [T-2]; p_accepted: [T-1] float32."""
+    Returns draft, trunk_next, accepted, tie: [T-1]; draft_correct: [T-2]; p_accepted: [T-1] float32."""
     T = input_ids.shape[0]
     if trunk_logits.shape[0] != T or mtp_logits.shape[0] != T - 1:
         raise ValueError(f"expected trunk logits [T={T}, V] and MTP logits [T-1={T - 1}, V], got "
@@ -31,8 +34,10 @@ def acceptance_tensors(input_ids: torch.Tensor, trunk_logits: torch.Tensor, mtp_
     trunk_next = trunk_logits[1:].argmax(-1)  # [T-1]: the trunk's own token for x_{t+2}
     chosen = mtp_logits.gather(-1, trunk_next[:, None])[:, 0].float()  # [T-1]
     p_accepted = torch.exp(chosen - torch.logsumexp(mtp_logits.float(), dim=-1))  # softmax at trunk_next
+    trunk_top2, head_top2 = trunk_logits[1:].topk(2, dim=-1).values, mtp_logits.topk(2, dim=-1).values  # [T-1, 2]
+    tie = (trunk_top2[:, 0] == trunk_top2[:, 1]) | (head_top2[:, 0] == head_top2[:, 1])
     return {"draft": draft, "trunk_next": trunk_next, "accepted": draft == trunk_next,
-            "draft_correct": draft[: T - 2] == input_ids[2:], "p_accepted": p_accepted}
+            "draft_correct": draft[: T - 2] == input_ids[2:], "p_accepted": p_accepted, "tie": tie}
 
 
 def acceptance_rows(input_ids: torch.Tensor, trunk_logits: torch.Tensor, mtp_logits: torch.Tensor) -> dict:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from .common import COLOURS, empty_figure, layer_label
 
-MEASURES = {"accepted": "greedy acceptance", "draft_correct": "draft = actual token"}
+MEASURES = {"accepted": "greedy acceptance", "ties": "exact ties (neither)", "draft_correct": "draft = actual token"}
 
 
 def acceptance_bars(frame: pd.DataFrame, category: str, title: str, axis_title: str) -> go.Figure:

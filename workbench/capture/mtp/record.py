@@ -17,6 +17,7 @@ class MTPCapture:
     accepted:           [S, R] bool draft == trunk_next (greedy speculative acceptance).
     draft_correct:      [S, R] int8 1/0 draft == x_{t+2}; -1 on the last row (x_{t+2} is past the sequence).
     p_accepted:         [S, R] fp32 the MTP's probability of trunk_next.
+    tie:                [S, R] bool the trunk's or the head's top two logits are exactly equal (mtp.acceptance).
     mtp_layer:          layer index the MTP layer's routing rows carry (= the trunk's num_hidden_layers).
     routing:            RoutingCapture of the MTP layer (R rows per sequence), or None for a family without routers.
     """
@@ -26,5 +27,6 @@ class MTPCapture:
     accepted: torch.Tensor
     draft_correct: torch.Tensor
     p_accepted: torch.Tensor
+    tie: torch.Tensor
     mtp_layer: int
     routing: RoutingCapture | None

@@ -104,7 +104,7 @@ class MTPRecorder:
         if not self._rows:
             self.routing.collect()  # drop router records of a forward without drafts
             return None
-        names = ("draft", "trunk_next", "accepted", "draft_correct", "p_accepted")
+        names = ("draft", "trunk_next", "accepted", "draft_correct", "p_accepted", "tie")
         host = to_host({name: torch.stack([row[name] for row in self._rows]) for name in names})  # [S, T-1] each
         self._rows.clear()
         return MTPCapture(mtp_layer=self.mtp_layer, routing=self.routing.collect(), **host)

@@ -18,5 +18,8 @@ MTP_COLUMNS = (
            "is past the sequence.", True),
     Column("p_accepted", pa.float32(), "The MTP head's probability of the trunk's greedy token, 0..1 (the chance a "
            "temperature-1 draft would match a greedy trunk)."),
+    Column("tie", pa.bool_(), "The trunk's two largest logits at t+1, or the head's at row t, are exactly equal: the "
+           "greedy token is arbitrary there, so analyses count the row as a tie, neither accepted nor rejected (null "
+           "in files before schema 1.3).", True),
 )
 

@@ -24,6 +24,7 @@ def mtp_table(seq_id: str, capture: MTPCapture, row: int, num_tokens: int) -> pa
             "accepted": capture.accepted[row, :n].numpy(),
             "draft_correct": pa.array(correct == 1, mask=correct < 0, type=pa.bool_()),
             "p_accepted": capture.p_accepted[row, :n].numpy().astype(np.float32),
+            "tie": capture.tie[row, :n].numpy(),
         },
         schema=table_schema("mtp"),
     )
