@@ -56,10 +56,17 @@ def token_strip_figure(frame: pd.DataFrame, metric: str, layer: int, per_row: in
 
 
 def sweep_heatmap(grid: pd.DataFrame, title: str, value_title: str, zmax: float | None = None) -> go.Figure:
-    """(context_length, needle_depth, value) rows -> one context length x needle depth heatmap."""
+    """(context_length, needle_depth, value[, head]) rows -> one context length x needle depth heatmap. With a head
+    column (the max head of needle mass), each cell prints its value and head, e.g. '0.97 h0'."""
     figure = heatmap(grid, "needle_depth", "context_length", "value", title, value_title, zmin=0.0, zmax=zmax,
                      text=True, row_title="needle depth", column_title="context length (tokens)",
                      row_format=lambda d: f"{d:.0%}")
+    if "head" in grid and grid["head"].notna().any() and figure.data:
+        heads = grid.pivot_table(index="needle_depth", columns="context_length", values="head", aggfunc="first")
+        values = np.asarray(figure.data[0].z, dtype=float)
+        text = [[("" if np.isnan(v) else f"{v:.2f} h{int(h)}") for v, h in zip(row, head_row)]
+                for row, head_row in zip(values, heads.sort_index().to_numpy(dtype=float))]
+        figure.data[0].update(text=text, texttemplate="%{text}")
     figure.update_yaxes(autorange=True)
     return figure
 
