@@ -48,7 +48,7 @@ def test_info_reports_sizes_per_run(db, hand_trace):
     a = sizes[sizes.run_id == runs["a"]].set_index("table")
     assert a.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["a"]) / 5)
     text = trace_summary(db.trace)
-    assert f"- run {runs['b']}" in text and "B/token" in text
+    assert f"run {runs['b']}  trace" in text and "B/token" in text
 
 
 def test_summary_names_the_layer_kinds_a_model_has():

@@ -40,14 +40,19 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)  # prompt ids already committed (resume)
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 class TraceInterrupted(Exception):
     """Ctrl-C stopped a trace at a batch boundary; `summary` says what the run holds (committed, resumable)."""
 
     def __init__(self, summary: RunSummary | None, remaining: int):
         self.summary, self.remaining = summary, remaining
         kept = "nothing was committed" if summary is None else (
-            f"run {summary.run_id} keeps {summary.num_sequences} prompts ({summary.num_tokens} tokens)")
-        super().__init__(f"interrupted: {kept}; {remaining} prompts not traced")
+            f"run {summary.run_id} keeps {_counted(summary.num_sequences, 'prompt')} "
+            f"({_counted(summary.num_tokens, 'token')})")
+        super().__init__(f"interrupted: {kept}; {_counted(remaining, 'prompt')} not traced")
 
 
 @torch.inference_mode()
