@@ -15,6 +15,7 @@ import argparse
 
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.layer_ablation import MODES, run_layer_ablation
+from workbench.probes.output import table_text
 
 
 def main() -> None:
@@ -35,8 +36,8 @@ def main() -> None:
                                        not args.no_single_layers, args.batch_size)
     df = table.to_pandas().assign(mode=lambda d: d["mode"].fillna("-"))
     print(f"run {run_id} (intervention: ablation)")
-    print(df.pivot_table(index=["condition"], columns=["suite", "mode"], values="exact_match",
-                         dropna=False).round(3).to_string())
+    print(table_text(df.pivot_table(index=["condition"], columns=["suite", "mode"], values="exact_match",
+                                    dropna=False)))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from workbench.probes import add_model_arguments, load_from_arguments
+from workbench.probes.output import table_text
 from workbench.probes.state_capacity import NANO_CONTEXTS, NANO_PAIRS, run_state_capacity
 
 
@@ -33,8 +34,10 @@ def main() -> None:
                                        args.seed, args.deltanet_path)
     df = table.to_pandas()
     print(f"run {run_id}: {len(df)} rows")
-    print(df.groupby(["context_length", "pairs"]).accuracy.first().unstack().to_string())
-    print(df.groupby(["layer", "pairs"]).retention_ratio.mean().unstack().round(3).to_string())
+    print("exact-match accuracy (rows: context length, columns: pairs planted)")
+    print(table_text(df.groupby(["context_length", "pairs"]).accuracy.first().unstack()))
+    print("retention norm ratio (rows: layer, columns: pairs planted; mean over contexts and planted pairs)")
+    print(table_text(df.groupby(["layer", "pairs"]).retention_ratio.mean().unstack()))
 
 
 if __name__ == "__main__":

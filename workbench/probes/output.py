@@ -1,17 +1,12 @@
-"""What the probe scripts print and write: tables at a precision a reader can take in, JSON without float32 noise.
-
-A float32 column read into Python prints as 0.20000000298023224; the probes print and store what was measured, to
-the precision it has.
-"""
+"""What the probe scripts print: tables at a precision a reader can take in. A float32 column read into Python prints
+as 0.20000000298023224; the probes print what was measured, to the precision it has. (What they write as JSON goes
+through tracing.probe_run.rounded.)"""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
-
-JSON_DIGITS = 6  # significant digits kept in JSON: float32 holds about 7, so none that were measured are lost
 
 
 def number(value: float) -> str:
@@ -26,18 +21,3 @@ def number(value: float) -> str:
 def table_text(frame: pd.DataFrame, index: bool = True) -> str:
     """A frame as text with `number` for every float cell (integers and strings as they are)."""
     return frame.to_string(index=index, float_format=number, na_rep="-")
-
-
-def rounded(value, digits: int = JSON_DIGITS):
-    """`value` (a float, or dicts, lists and tuples of them, nested) with every float rounded to `digits`
-    significant digits: 0.20000000298023224 -> 0.2. NaN and infinities stay as they are; numpy scalars become Python
-    numbers; other values are unchanged."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {key: rounded(item, digits) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [rounded(item, digits) for item in value]
-    return value
