@@ -12,6 +12,7 @@ Prompts are held-out nano passkey records (seed space nano-heldout). Appends one
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.needle_sweep import DEPTHS, NANO_LENGTHS, run_needle_sweep, sweep_report
@@ -28,8 +29,11 @@ def main() -> None:
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
     args = parser.parse_args()
     loaded = load_from_arguments(args)
-    run_id, table = run_needle_sweep(loaded, args.out, args.lengths, args.depths, args.prompts, args.seed,
-                                     args.deltanet_path)
+    try:
+        run_id, table = run_needle_sweep(loaded, args.out, args.lengths, args.depths, args.prompts, args.seed,
+                                         args.deltanet_path)
+    except ValueError as error:  # a bad option or a prompt beyond the position limit: one line
+        sys.exit(f"error: {error}")
     print(f"run {run_id}: {table.num_rows} rows")
     print(sweep_report(args.out, run_id))
 

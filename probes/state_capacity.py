@@ -11,6 +11,7 @@ Prompts are held-out nano records (seed space nano-heldout). Appends one run wit
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.output import table_text
@@ -30,8 +31,11 @@ def main() -> None:
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
     args = parser.parse_args()
     loaded = load_from_arguments(args)
-    run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
-                                       args.seed, args.deltanet_path)
+    try:
+        run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
+                                           args.seed, args.deltanet_path)
+    except ValueError as error:  # a bad option or a prompt beyond the position limit: one line
+        sys.exit(f"error: {error}")
     df = table.to_pandas()
     print(f"run {run_id}: {len(df)} rows")
     print("exact-match accuracy (rows: context length, columns: pairs planted)")

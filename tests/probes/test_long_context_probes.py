@@ -91,6 +91,25 @@ def test_needle_sweep_needle_mass_is_eager_attention_on_the_needle(tmp_path, tin
         assert line.split()[2] == f"{row.mass:.3f}"
 
 
+def test_probe_prompts_beyond_the_position_limit_are_refused_before_any_forward(tmp_path, tiny_nano, monkeypatch):
+    """The needle sweep's longest cell (96 tokens + the question and answer) and the ablation's 96-token passkey
+    prompts against a limit lowered to 80 tokens: one line naming the prompt, no forward, nothing written."""
+    monkeypatch.setattr(tiny_nano.model.config, "max_position_embeddings", 80)
+    forwards = []
+    handle = tiny_nano.model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        longest = sweep_prompt(tiny_nano.tokenizer, 96, 1.0, 0, 0)
+        with pytest.raises(ValueError) as error:
+            run_needle_sweep(tiny_nano, tmp_path / "s", lengths=(64, 96), depths=(0.0, 1.0), progress=False)
+        assert str(error.value).startswith(f"prompt {longest.prompt_id!r} is {len(longest.ids)} tokens, beyond the "
+                                           "model's max_position_embeddings (80)") and "\n" not in str(error.value)
+        with pytest.raises(ValueError, match="beyond the model's max_position_embeddings"):
+            run_layer_ablation(tiny_nano, tmp_path / "a", suites=(("passkey", 96),), prompts=1, progress=False)
+    finally:
+        handle.remove()
+    assert forwards == [] and not (tmp_path / "s").exists() and not (tmp_path / "a").exists()
+
+
 def test_state_capacity_writes_its_table_in_range(tmp_path, tiny_nano):
     run_id, _ = run_state_capacity(tiny_nano, tmp_path, pair_counts=(1, 4), contexts=(0, 96), prompts=2,
                                    deltanet_path="torch", progress=False)

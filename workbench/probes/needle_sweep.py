@@ -34,7 +34,8 @@ from ..loading import LoadedModel
 from ..nano.data import gen_passkey
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
-from .long_context import ProbePrompt, answer_query_span, answers_exact, heldout_rng, model_device, prompt_from_doc
+from .long_context import (ProbePrompt, answer_query_span, answers_exact, check_lengths, heldout_rng, model_device,
+                           prompt_from_doc)
 from .output import table_text
 
 NANO_LENGTHS = (512, 1024, 2048, 4096, 8192)
@@ -69,6 +70,7 @@ def observe_prompt(model, adapter, prompt: ProbePrompt, settings: CaptureSetting
     answer = prompt.answers[-1]
     query = answer_query_span(answer)
     needle_span = prompt.span("needle")
+    check_lengths([prompt], model)
     rows = list(range(query.start_token, query.end_token))
     ids = torch.tensor([prompt.ids], device=model_device(model))
     with torch.inference_mode(), capture(model, settings, adapter) as run:
@@ -136,6 +138,7 @@ def run_needle_sweep(loaded: LoadedModel, out: str | Path, lengths=NANO_LENGTHS,
         raise ValueError(f"{adapter.name}: no attention or DeltaNet layer to sweep")
     settings = CaptureSettings(routing=False, attention=FULL_ATTENTION in kinds, attention_stride=0, attention_topk=1,
                                deltanet=LINEAR_ATTENTION in kinds, deltanet_path=deltanet_path)
+    check_lengths([sweep_prompt(loaded.tokenizer, max(lengths), max(depths), seed, 0)], model)  # the longest cell first
     started = datetime.now(timezone.utc)
     cells, records = [], []
     bar = tqdm(total=len(lengths) * len(depths) * prompts, desc="needle sweep", unit="prompt", disable=not progress)
