@@ -117,8 +117,9 @@ def test_the_readme_quotes_the_function_on_the_shipped_dataset(nano):
     at8k = cells.loc[8192]
     low, high = at8k[at8k.index < 1].min(), at8k[at8k.index < 1].max()
     assert f"{short.min():.2f}" == f"{short.max():.2f}"
+    flat = README.replace("\n  ", " ")
     assert (f"{short.min():.2f} in every cell up to 2K tokens, {cells.loc[(4096, 0.0)]:.2f} at 4K depth 0, "
-            f"{low:.2f}-{high:.2f} at 8K for depths < 1 ({at8k.loc[1.0]:.2f} at depth 1).") in README.replace("\n  ", " ")
+            f"{low:.2f}-{high:.2f} at 8K for depths < 1 ({at8k.loc[1.0]:.2f} at depth 1).") in flat
 
     traced = needle.needle_mass(db, trace)
     l3 = traced[traced.layer == 3].sort_values("mass", ascending=False)

@@ -29,8 +29,8 @@ if "routing" in tables_b and "routing" in manifest.get("tables", []):
     facts = run_facts(manifest)
     show(agreement_figure(query(routing_structure.run_agreement, scope, run_b), facts.mtp_layers), "routing agreement")
     experts = facts.num_experts
-    show(load_difference_heatmap(query(routing.expert_load, scope, experts), query(routing.expert_load, scope_b, experts),
-                                 facts.mtp_layers), "load difference")
+    load_a, load_b = query(routing.expert_load, scope, experts), query(routing.expert_load, scope_b, experts)
+    show(load_difference_heatmap(load_a, load_b, facts.mtp_layers), "load difference")
 else:
     st.info("Run A or B has no `routing` table.")
 if "deltanet" in tables_b and "deltanet" in manifest.get("tables", []):
