@@ -16,6 +16,7 @@ import argparse
 import pandas as pd
 
 from workbench.probes import add_model_arguments, load_from_arguments
+from workbench.probes.output import table_text
 from workbench.probes.expert_pruning import CRITERIA, DEFAULT_FRACTIONS, DEFAULT_SUITES, best_criterion, sweep, \
     write_pruning_run
 
@@ -43,7 +44,7 @@ def main(argv=None) -> None:
         "loss_tokens": args.loss_tokens})
     frame = pd.DataFrame(rows)
     table = frame.pivot_table(index=["criterion", "fraction"], columns="suite", values="value", sort=False)
-    print(table.round(3).to_string())
+    print(table_text(table))
     print(f"best criterion by mean exact match per fraction: {best_criterion(rows)}")
     print(f"run {run_id} -> {args.out}")
 

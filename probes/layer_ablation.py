@@ -12,9 +12,11 @@ Appends one run with table layer_ablation (every row labelled intervention = "ab
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.layer_ablation import MODES, run_layer_ablation
+from workbench.probes.output import table_text
 
 
 def main() -> None:
@@ -31,12 +33,15 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_from_arguments(args)
     suites = (("passkey", args.passkey_length), ("recall", args.recall_length))
-    run_id, table = run_layer_ablation(loaded, args.out, suites, args.prompts, args.seed, tuple(args.modes),
-                                       not args.no_single_layers, args.batch_size)
+    try:
+        run_id, table = run_layer_ablation(loaded, args.out, suites, args.prompts, args.seed, tuple(args.modes),
+                                           not args.no_single_layers, args.batch_size)
+    except ValueError as error:  # a bad option or a prompt beyond the position limit: one line
+        sys.exit(f"error: {error}")
     df = table.to_pandas().assign(mode=lambda d: d["mode"].fillna("-"))
     print(f"run {run_id} (intervention: ablation)")
-    print(df.pivot_table(index=["condition"], columns=["suite", "mode"], values="exact_match",
-                         dropna=False).round(3).to_string())
+    print(table_text(df.pivot_table(index=["condition"], columns=["suite", "mode"], values="exact_match",
+                                    dropna=False)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from workbench.capture import CaptureError
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.probes.mtp_acceptance import acceptance_report, nano_domain_prompts, trace_mtp
+from workbench.probes.output import table_text
 from workbench.inputs.prompts import read_prompts
 
 
@@ -41,7 +42,7 @@ def main(argv=None) -> None:
     report = acceptance_report(args.out, summary.run_id, loaded.model.config.num_hidden_layers)
     print(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} tokens -> {args.out}")
     for name, frame in report.items():
-        print(f"\n{name}\n{frame.to_string(index=False, float_format=lambda x: f'{x:.3f}')}")
+        print(f"\n{name}\n{table_text(frame, index=False)}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ Prompts are held-out nano passkey records (seed space nano-heldout). Appends one
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.probes import add_model_arguments, load_from_arguments
-from workbench.probes.needle_sweep import DEPTHS, NANO_LENGTHS, run_needle_sweep
+from workbench.probes.needle_sweep import DEPTHS, NANO_LENGTHS, run_needle_sweep, sweep_report
 
 
 def main() -> None:
@@ -28,13 +29,13 @@ def main() -> None:
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
     args = parser.parse_args()
     loaded = load_from_arguments(args)
-    run_id, table = run_needle_sweep(loaded, args.out, args.lengths, args.depths, args.prompts, args.seed,
-                                     args.deltanet_path)
-    df = table.to_pandas()
-    print(f"run {run_id}: {len(df)} rows")
-    print(df.groupby(["context_length", "needle_depth"]).exact_match.first().unstack().to_string())
-    print(df.groupby(["layer", "layer_kind"])[["needle_mass", "deltanet_needle_contribution", "state_retention",
-                                               "state_retention_ratio"]].mean().to_string())
+    try:
+        run_id, table = run_needle_sweep(loaded, args.out, args.lengths, args.depths, args.prompts, args.seed,
+                                         args.deltanet_path)
+    except ValueError as error:  # a bad option or a prompt beyond the position limit: one line
+        sys.exit(f"error: {error}")
+    print(f"run {run_id}: {table.num_rows} rows")
+    print(sweep_report(args.out, run_id))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ spans, retrieval) to --out; `workbench app OUT` shows it on the Attention recall
 from __future__ import annotations
 
 import argparse
-import json
 
 from workbench.analysis.retrieval import top_retrieval_heads
 from workbench.probes import add_model_arguments, load_from_arguments
 from workbench.inputs.prompts import Prompt, read_prompts
+from workbench.probes.output import table_text
 from workbench.probes.retrieval import trace_retrieval
 from workbench.trace import open_trace
 
@@ -54,7 +54,8 @@ def main() -> None:
     copied = sum(p["produced"] == p["needle_text"] for p in manifest["prompts"])
     print(f"run {summary.run_id}: {summary.num_sequences} prompts, needle copied exactly in {copied}")
     top = top_retrieval_heads(trace.read("retrieval", run_id=summary.run_id), n=args.top)
-    print(json.dumps(top.to_dict(orient="records"), indent=1))
+    print(f"top {len(top)} heads by retrieval score (mean over prompts of the fraction of copy steps the head copied)")
+    print(table_text(top, index=False))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Prompts are held-out nano records (seed space nano-heldout). Appends one run wit
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.probes import add_model_arguments, load_from_arguments
+from workbench.probes.output import table_text
 from workbench.probes.state_capacity import NANO_CONTEXTS, NANO_PAIRS, run_state_capacity
 
 
@@ -29,12 +31,17 @@ def main() -> None:
     parser.add_argument("--deltanet-path", default="auto", choices=["auto", "fla", "torch"])
     args = parser.parse_args()
     loaded = load_from_arguments(args)
-    run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
-                                       args.seed, args.deltanet_path)
+    try:
+        run_id, table = run_state_capacity(loaded, args.out, args.pairs, args.contexts, args.prompts, args.queries,
+                                           args.seed, args.deltanet_path)
+    except ValueError as error:  # a bad option or a prompt beyond the position limit: one line
+        sys.exit(f"error: {error}")
     df = table.to_pandas()
     print(f"run {run_id}: {len(df)} rows")
-    print(df.groupby(["context_length", "pairs"]).accuracy.first().unstack().to_string())
-    print(df.groupby(["layer", "pairs"]).retention_ratio.mean().unstack().round(3).to_string())
+    print("exact-match accuracy (rows: context length, columns: pairs planted)")
+    print(table_text(df.groupby(["context_length", "pairs"]).accuracy.first().unstack()))
+    print("retention norm ratio (rows: layer, columns: pairs planted; mean over contexts and planted pairs)")
+    print(table_text(df.groupby(["layer", "pairs"]).retention_ratio.mean().unstack()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """needle_sweep grids, the token explorer's per-token metrics and `workbench info` sizes on the hand trace."""
 
+import numpy as np
 import pytest
 
 from workbench.analysis import long_context, tokens
@@ -7,11 +8,11 @@ from workbench.analysis.db import Scope
 from workbench.analysis.summary import run_sizes, trace_summary
 
 
-def test_sweep_grid_averages_heads_and_skips_layers_it_does_not_apply_to(db, scope):
+def test_sweep_grid_takes_the_max_head_of_needle_mass_and_skips_layers_it_does_not_apply_to(db, scope):
     grid = long_context.sweep_grid(db, scope, "needle_mass")
     assert grid.layer.unique().tolist() == [3]  # DeltaNet rows hold no needle mass
     cell = grid[(grid.context_length == 64) & (grid.needle_depth == 0.5)].iloc[0]
-    assert cell.value == pytest.approx((0.5 + 1.0) / 2) and cell.rows == 2
+    assert cell.value == pytest.approx(max(0.5, 1.0)) and cell["head"] == 1 and cell.rows == 2  # 0.5 h + depth
     retention = long_context.sweep_grid(db, scope, "state_retention")
     assert retention.layer.unique().tolist() == [1]
     assert retention.sort_values(["context_length", "needle_depth"]).value.tolist() == pytest.approx([1, 0.5, 1, 0.5])
@@ -28,8 +29,8 @@ def test_token_metrics(db, scope):
     assert top1.token.tolist() == ["w5", "w6", "w5"] and top1.value.tolist() == [0, 0, 1]
     entropy = tokens.token_metric(db, scope, "s1", 0, "router entropy")
     assert entropy.value.tolist() == pytest.approx([4.0, 5.0])
-    needle = tokens.token_metric(db, scope, "s0", 3, "needle mass")  # mean over the two heads
-    assert needle.value.tolist() == pytest.approx([0.9, 0.3, 0.7])
+    needle = tokens.token_metric(db, scope, "s0", 3, "needle mass")  # the max head; none before the needle's end
+    assert np.isnan(needle.value.iloc[0]) and needle.value.tolist()[1:] == pytest.approx([0.4, 0.8])
     windowed = tokens.token_metric(db, Scope(scope.run_id, positions=(1, 3)), "s0", 1, "state norm")
     assert windowed.position.tolist() == [1, 2] and windowed.value.tolist() == pytest.approx([2, 3])
     assert tokens.metric_layers(db, scope, "state norm") == [1]
@@ -47,7 +48,7 @@ def test_info_reports_sizes_per_run(db, hand_trace):
     a = sizes[sizes.run_id == runs["a"]].set_index("table")
     assert a.loc["routing", "bytes_per_token"] == pytest.approx(db.trace.size_bytes("routing", runs["a"]) / 5)
     text = trace_summary(db.trace)
-    assert f"- run {runs['b']}" in text and "B/token" in text
+    assert f"run {runs['b']}  trace" in text and "B/token" in text
 
 
 def test_summary_names_the_layer_kinds_a_model_has():

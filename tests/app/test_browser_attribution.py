@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from test_browser import ARTIFACTS, CHROMIUM, FLAGS, _free_port, _no_browser, _wait_healthy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "datasets" / "nano"

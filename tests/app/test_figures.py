@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.analysis import attention, deltanet, long_context, routing, routing_structure, tokens
+from workbench.analysis import attention, deltanet, long_context, needle, routing, routing_structure, tokens
 from workbench.analysis.db import Scope
 from workbench.app.figures import attention as attention_figures
 from workbench.app.figures import deltanet as deltanet_figures
@@ -57,9 +57,10 @@ def test_query_attention_figure_stacks_span_labels_and_marks_keys_inside_spans(d
 
 
 def test_span_mass_and_retrieval_heatmaps_hold_the_numbers(db, scope):
-    figure = attention_figures.span_mass_heatmap(attention.head_span_mass(db, scope, "needle"), "needle")
+    figure = attention_figures.span_mass_heatmap(needle.needle_mass(db, scope, "needle"), "needle")
     assert list(figure.data[0].y) == ["L3"] and np.asarray(figure.data[0].z).ravel().tolist() == pytest.approx(
         [1 / 3, 1.6 / 3])
+    assert "mean over query rows after the span" in figure.layout.title.text  # the aggregate is named
     scores = attention_figures.retrieval_heatmap(attention.retrieval_summary(db, scope))
     assert np.asarray(scores.data[0].z).ravel().tolist() == pytest.approx([0.75, 0.25])
 

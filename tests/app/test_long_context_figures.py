@@ -20,12 +20,18 @@ def test_needle_mass_beside_deltanet_contribution(db_scope):
     db, scope = db_scope
     frame = needle_by_layer(db, scope)
     values = {(row.layer, row.measure): row.value for row in frame.itertuples()}
-    # attention layer 3: masses (s0: 0.9 0.9 0.2 0.4 0.6 0.8, s1: 0.9 0.9 0.2 0.4) -> mean 0.62
-    assert values[(3, "attention mass")] == pytest.approx(np.mean([.9, .9, .2, .4, .6, .8, .9, .9, .2, .4]))
-    assert values[(1, "DeltaNet norm ratio")] == pytest.approx(0.375)
-    assert values[(1, "DeltaNet projection")] == pytest.approx(0.3)
+    # attention layer 3, rows after the needle (position >= 1): head 0 0.2 0.6 | 0.2, head 1 0.4 0.8 | 0.4 -> the
+    # max head is head 1 at 1.6 / 3 (rows at position 0, before the needle's end, never count)
+    assert values[(3, "needle mass, max head")] == pytest.approx(1.6 / 3)
+    attention_row = frame[frame.layer == 3].iloc[0]
+    assert attention_row["head"] == 1 and attention_row["rows"] == 3
+    assert values[(1, "DeltaNet norm ratio (mean over rows and heads)")] == pytest.approx(0.375)
+    assert values[(1, "DeltaNet projection (mean over rows and heads)")] == pytest.approx(0.3)
     figure = needle_by_layer_figure(frame)
-    assert {bar.name for bar in figure.data} == {"attention mass", "DeltaNet norm ratio", "DeltaNet projection"}
+    assert {bar.name for bar in figure.data} == {"needle mass, max head", "DeltaNet norm ratio (mean over rows and "
+                                                 "heads)", "DeltaNet projection (mean over rows and heads)"}
+    assert "max head" in figure.layout.yaxis.title.text and "mean over query rows after" in \
+        figure.layout.yaxis.title.text
     assert needle_by_layer(db, scope, "nothing").empty
 
 

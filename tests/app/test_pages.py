@@ -8,17 +8,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hand_trace import write_hand_trace
+from support.app_pages import ENTRY, chart_titles
+from support.app_pages import run_page as open_page
 
-import workbench.app
-
-ENTRY = str(Path(workbench.app.__file__).resolve().parent / "streamlit_app.py")
 # page -> words in the title of the figure that must be on it
 PAGES = {
     "overview": "Bytes on disk per token",
     "routing": "Expert load per layer",
     "token_explorer": "per token at layer",
     "deltanet": "State norm ||S_t||_F per layer, mean over heads",
-    "attention": "Attention mass on 'needle'",
+    "attention": "Needle mass on 'needle'",
     "long_context": "Exact-match accuracy (model)",
     "compare": "Routing agreement on the same tokens",
 }
@@ -26,7 +25,7 @@ PAGES = {
 EMPTY = {
     "routing": ("routing", "no `routing` table"),
     "deltanet": ("deltanet", "no `deltanet` table"),
-    "attention": ("attention", "Attention mass"),  # gates and retrieval still show; checked below
+    "attention": ("attention", "Needle mass"),  # gates and retrieval still show; checked below
     "needle_sweep": ("long_context", "no `needle_sweep` table yet"),
     "tokens": ("token_explorer", "no `tokens` table"),
 }
@@ -36,22 +35,7 @@ RUN_A = "20260101T000000Z-aaaaaaaa"  # the run holding every table (run B, the n
 
 
 def run_page(path, page: str, run_id: str | None = RUN_A) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=60)
-    at.session_state["trace_path"] = str(path)
-    at.run()
-    if run_id:
-        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    return at
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    titles = []
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        title = spec.get("layout", {}).get("title", {})
-        titles.append(title.get("text", "") if isinstance(title, dict) else str(title))
-    return titles
+    return open_page(path, page, run_id)
 
 
 @pytest.mark.parametrize("page", list(PAGES))
@@ -143,8 +127,8 @@ def test_long_context_draws_one_heatmap_per_layer_the_value_applies_to(hand_trac
     at = run_page(hand_trace[0], "long_context")
     at.radio(key="sweep_value").set_value("state_retention").run()
     assert not at.exception
-    sweep = [title for title in chart_titles(at) if title.endswith("state retention")]
-    assert sweep == ["L1 (linear_attention): state retention"]  # attention layer 3 has none
+    sweep = [title for title in chart_titles(at) if title.endswith("state retention (mean over heads)")]
+    assert sweep == ["L1 (linear_attention): state retention (mean over heads)"]  # attention layer 3 has none
     assert any(title.startswith("Where the 'needle' reaches") for title in chart_titles(at))  # beside it
 
 

@@ -187,3 +187,15 @@ def test_readme_generation_examples_run(tmp_path):
     plain, speculative = [m["prompts"][0]["generated_text"] for m in trace.manifests()]
     assert plain == speculative  # greedy speculative decoding emits exactly what plain greedy decoding does
     assert trace.has_rows("drafts")
+
+
+def test_generation_refuses_a_prompt_that_cannot_fit_with_its_new_tokens(tmp_path, next_checkpoint):
+    from workbench.cli import build_app
+    from workbench.loading import load_model
+
+    limit = load_model(str(next_checkpoint)).model.config.max_position_embeddings
+    text = "x" * (limit - 3)  # fits a trace, not a trace plus 8 new tokens
+    result = CliRunner().invoke(build_app(), ["generate", "--model", str(next_checkpoint), "--text", text,
+                                              "--max-new-tokens", "8", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "beyond the model's max_position_embeddings" in result.output, result.output
+    assert not (tmp_path / "t").exists()

@@ -10,12 +10,14 @@ import torch
 from transformers import Qwen3NextForCausalLM
 
 from workbench.adapters import adapter_for_config
+from workbench.analysis import needle
+from workbench.analysis.db import Scope, TraceDB
 from workbench.loading import LoadedModel
 from workbench.nano.model_config import nano_config
 from workbench.nano.tokenizer import build_tokenizer
 from workbench.probes.layer_ablation import ablate_layers, ablation_conditions, run_layer_ablation
 from workbench.probes.long_context import answers_exact
-from workbench.probes.needle_sweep import run_needle_sweep
+from workbench.probes.needle_sweep import run_needle_sweep, sweep_prompt, sweep_report
 from workbench.probes.state_capacity import run_state_capacity
 from workbench.trace import open_trace
 
@@ -58,6 +60,54 @@ def test_needle_sweep_writes_its_table_in_range(tmp_path, tiny_nano):
     assert attention.needle_mass.between(0, 1).all() and attention.deltanet_needle_contribution.isna().all()
     assert deltanet.needle_mass.isna().all() and (deltanet.deltanet_needle_contribution >= 0).all()
     assert deltanet.state_retention.between(-1 - 1e-6, 1 + 1e-6).all() and (deltanet.state_retention_ratio >= 0).all()
+
+
+def test_needle_sweep_needle_mass_is_eager_attention_on_the_needle(tmp_path, tiny_nano):
+    """The probe's needle_mass (analysis.needle.head_needle_mass at the rows that predict the answer) against
+    transformers' own eager attention probabilities of the same prompt, summed over the needle's keys and averaged
+    over those rows; the probe's printed report quotes analysis.needle.sweep_head_mass of the run it wrote."""
+    run_id, table = run_needle_sweep(tiny_nano, tmp_path, lengths=(64,), depths=(0.5,), prompts=1,
+                                     deltanet_path="torch", progress=False)
+    prompt = sweep_prompt(tiny_nano.tokenizer, 64, 0.5, 0, 0)
+    eager = copy.deepcopy(tiny_nano.model)
+    eager.config._attn_implementation = "eager"
+    with torch.inference_mode():
+        probabilities = eager(input_ids=torch.tensor([prompt.ids]), output_attentions=True, use_cache=False).attentions
+    start, end = prompt.answers[-1]
+    rows, span = list(range(start - 1, end - 1)), prompt.span("needle")
+    kinds = tiny_nano.adapter.layer_kinds(tiny_nano.model.config)
+    layers = [i for i, kind in enumerate(kinds) if kind == "full_attention"]
+    frame = table.to_pandas()
+    assert len(probabilities) == len(layers) and rows[0] >= span.end_token
+    for layer, weights in zip(layers, probabilities):  # weights [1, H, T, T]
+        expected = weights[0][:, rows, span.start_token:span.end_token].sum(-1).mean(-1)  # [H]
+        got = frame[frame.layer == layer].sort_values("head").needle_mass.to_numpy()
+        assert got == pytest.approx(expected.numpy(), abs=1e-5)
+    report = sweep_report(str(tmp_path), run_id)
+    best = needle.max_head(needle.sweep_head_mass(TraceDB(tmp_path), Scope(run_id)))
+    assert best.layer.tolist() == layers
+    for row in best.itertuples():
+        line = next(x for x in report.splitlines() if x.split()[:2] == [str(row.layer), str(row.head)])
+        assert line.split()[2] == f"{row.mass:.3f}"
+
+
+def test_probe_prompts_beyond_the_position_limit_are_refused_before_any_forward(tmp_path, tiny_nano, monkeypatch):
+    """The needle sweep's longest cell (96 tokens + the question and answer) and the ablation's 96-token passkey
+    prompts against a limit lowered to 80 tokens: one line naming the prompt, no forward, nothing written."""
+    monkeypatch.setattr(tiny_nano.model.config, "max_position_embeddings", 80)
+    forwards = []
+    handle = tiny_nano.model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        longest = sweep_prompt(tiny_nano.tokenizer, 96, 1.0, 0, 0)
+        with pytest.raises(ValueError) as error:
+            run_needle_sweep(tiny_nano, tmp_path / "s", lengths=(64, 96), depths=(0.0, 1.0), progress=False)
+        assert str(error.value).startswith(f"prompt {longest.prompt_id!r} is {len(longest.ids)} tokens, beyond the "
+                                           "model's max_position_embeddings (80)") and "\n" not in str(error.value)
+        with pytest.raises(ValueError, match="beyond the model's max_position_embeddings"):
+            run_layer_ablation(tiny_nano, tmp_path / "a", suites=(("passkey", 96),), prompts=1, progress=False)
+    finally:
+        handle.remove()
+    assert forwards == [] and not (tmp_path / "s").exists() and not (tmp_path / "a").exists()
 
 
 def test_state_capacity_writes_its_table_in_range(tmp_path, tiny_nano):

@@ -3,6 +3,7 @@ report's acceptance equals a direct count over that table."""
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -29,6 +30,7 @@ def test_probe_writes_and_reports(mtp_checkpoint, tmp_path, capsys):
     printed = capsys.readouterr().out
     con = duckdb.connect()  # its own connection: another test can leave a result pending on the default one
     assert "by_label" in printed and "routing_overlap" in printed
+    assert not re.search(r"\d\.\d{5,}", printed)  # three decimals, never float32 noise
     rows = con.sql(f"select seq_id, avg(accepted::int) from read_parquet('{out}/mtp/**/*.parquet') group by all")
     per_seq = dict(rows.fetchall())
     assert set(per_seq) == {"p0", "p1", "p2"}

@@ -37,6 +37,9 @@ def test_python_reading_examples_run(hand_trace):
     # attention rows of run A: per position 0, 1, 2 (s0) and 0, 1 (s1), heads 0 and 1
     assert namespace["needle"] == pytest.approx([0.9, 0.9, 0.2, 0.4, 0.6, 0.8, 0.9, 0.9, 0.2, 0.4])
     assert namespace["balance"].empty  # no prompt of the fixture has the label "passkey"
+    # needle mass of run A (the oldest), rows after the needle only: head 0 (0.2 0.6 0.2), head 1 (0.4 0.8 0.4)
+    assert namespace["heads"].mass.tolist() == pytest.approx([1.0 / 3, 1.6 / 3])
+    assert namespace["best"]["head"].tolist() == [1]
 
 
 def test_sql_reading_examples_run(hand_trace):

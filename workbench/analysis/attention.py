@@ -1,5 +1,6 @@
 """Attention recall over DuckDB (`attention`, `attention_gate`, `spans`, `retrieval`): per-head summaries, one
-query row's top keys, and the default query row a researcher wants to see first."""
+query row's top keys, and the default query row a researcher wants to see first. Needle (span) mass is defined in
+`analysis.needle`."""
 
 from __future__ import annotations
 
@@ -15,17 +16,6 @@ def span_names(db: TraceDB, scope: Scope) -> list[str]:
     where, params = scope.where(layer=False, position=False)
     frame = db.frame(f"SELECT span FROM spans WHERE {where} GROUP BY span ORDER BY min(start_token), span", params)
     return frame.span.tolist()
-
-
-def head_span_mass(db: TraceDB, scope: Scope, span: str) -> pd.DataFrame:
-    """Mean attention mass on `span` per (layer, head), over the query rows at or after the span's end_token (every
-    span token visible) of every sequence that has it. Returns layer, head, mass (0..1), rows."""
-    where, params = scope.where("a")
-    return db.frame(
-        f"""SELECT a.layer, a.head, avg(a.span_mass[?]) AS mass, count(*) AS rows
-            FROM attention a JOIN spans s ON s.run_id = a.run_id AND s.seq_id = a.seq_id AND s.span = ?
-            WHERE {where} AND a.position >= s.end_token AND a.span_mass[?] IS NOT NULL
-            GROUP BY a.layer, a.head ORDER BY a.layer, a.head""", [span, span, *params, span])
 
 
 def head_sink_entropy(db: TraceDB, scope: Scope) -> pd.DataFrame:

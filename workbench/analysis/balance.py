@@ -73,15 +73,22 @@ def drift_divergence(drift: pd.DataFrame, min_share: float = 0.0) -> pd.DataFram
     return pd.DataFrame(rows, columns=["layer", "bucket", "slots", "js_bits"])
 
 
-def over_represented(by_label: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+MIN_LIFT_SUPPORT = 0.01  # an expert's lift counts only where it takes at least 1% of the label's top-k slots
+
+
+def over_represented(by_label: pd.DataFrame, top: int = 5, min_fraction: float = MIN_LIFT_SUPPORT) -> pd.DataFrame:
     """load_by_label rows -> each (layer, label)'s `top` most over-represented experts: layer, label, rank (1 = most),
     expert, fraction (share of the label's selections), lift = fraction / the expert's share over all labels. Only
-    experts the label chose at least once; ties by fraction, then expert id."""
+    experts with at least `min_fraction` of the label's selections (the support: without it an expert the label
+    chose once, and the others never, tops the ranking on a 0.01% share); ties by fraction, then expert id."""
+    if not 0 <= min_fraction <= 1:
+        raise ValueError(f"min_fraction is a share of the label's selections in [0, 1], got {min_fraction}")
     if by_label.empty:
         return pd.DataFrame(columns=["layer", "label", "rank", "expert", "fraction", "lift"])
     overall = by_label.groupby(["layer", "expert"])["count"].sum()
     overall = (overall / overall.groupby(level="layer").transform("sum")).rename("overall").reset_index()
-    frame = by_label[by_label["count"] > 0].merge(overall, on=["layer", "expert"])
+    frame = by_label[(by_label["count"] > 0) & (by_label["fraction"] >= min_fraction)].merge(
+        overall, on=["layer", "expert"])
     frame["lift"] = frame["fraction"] / frame["overall"]
     frame = frame.sort_values(["layer", "label", "lift", "fraction", "expert"], ascending=[True, True, False, False, True])
     frame = frame.groupby(["layer", "label"], sort=False).head(top).copy()

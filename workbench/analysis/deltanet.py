@@ -61,12 +61,23 @@ def head_norm_curves(db: TraceDB, scope: Scope, seq_id: str, layer: int) -> pd.D
         [*params, seq_id, int(layer)])
 
 
+RECALL_MEASURES = {
+    "retention_cos_mean": "retention cosine, readout now vs right after the write (mean over heads)",
+    "retention_ratio_mean": "retention norm ratio, readout now / right after the write (mean over heads)",
+    "rel_err_mean": "||S^T k - v|| / ||v|| (mean over heads; mixes write strength with retention)",
+    "rel_err_min": "best head's rel. error (mixes write strength with retention)",
+    "cos_mean": "cosine with v (mean over heads; mixes write strength with retention)",
+    "cos_max": "best head's cosine with v (mixes write strength with retention)",
+}
+
+
 def recall_curves(db: TraceDB, scope: Scope, seq_id: str) -> pd.DataFrame:
     """`state_recall` rows of one sequence with distance = position - key_pos (tokens since the key was written):
-    layer, pair, key_pos, value_pos, position, distance, rel_err_mean, rel_err_min, cos_mean, cos_max."""
+    layer, pair, key_pos, value_pos, position, distance, and every RECALL_MEASURES column (the retention measures,
+    which separate forgetting from write strength, first)."""
     where, params = scope.where()
-    return db.frame(f"SELECT layer, pair, key_pos, value_pos, position, position - key_pos AS distance, rel_err_mean, "
-                    f"rel_err_min, cos_mean, cos_max FROM state_recall WHERE {where} AND seq_id = ? "
+    return db.frame(f"SELECT layer, pair, key_pos, value_pos, position, position - key_pos AS distance, "
+                    f"{', '.join(RECALL_MEASURES)} FROM state_recall WHERE {where} AND seq_id = ? "
                     f"ORDER BY pair, layer, position", [*params, seq_id])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..trace.layer_labels import layer_labels
+from ..trace.layer_labels import MTP_LABEL, layer_labels
 
 FULL, LINEAR = "full_attention", "linear_attention"
 
@@ -30,6 +30,16 @@ class RunFacts:
         """'L3 attention', 'MTP' for the MTP layer, 'L{n}' past the known layers."""
         layer = int(layer)
         return self.layer_labels[layer] if 0 <= layer < len(self.layer_labels) else f"L{layer}"
+
+    @property
+    def mtp_layers(self) -> tuple[int, ...]:
+        """Layer indices labelled MTP (routing rows of an MTP layer sit under index num_hidden_layers)."""
+        return tuple(i for i, label in enumerate(self.layer_labels) if label == MTP_LABEL)
+
+    @property
+    def trunk_layers(self) -> tuple[int, ...]:
+        """The decoder layers' indices: what a per-layer aggregate covers unless the MTP layer is asked for."""
+        return tuple(range(len(self.layer_kinds)))
 
     @property
     def max_heads(self) -> int:

@@ -15,6 +15,7 @@ ROUTER_METRICS = {
     "topk_margin": "k-th margin p(k) - p(k+1)",
     "shared_gate": "shared-expert gate",
 }
+SHARE_METRICS = ("topk_mass", "shared_gate")  # values in [0, 1]: drawn on an axis from 0
 
 
 def _zero_fill(counts: pd.DataFrame, keys: list[str], num_experts: int | None) -> pd.DataFrame:

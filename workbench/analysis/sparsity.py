@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .balance import MIN_LIFT_SUPPORT, over_represented
 from .db import Scope, TraceDB
+from .routing import load_by_label
 
 
 def expert_saliency(db: TraceDB, scope: Scope) -> pd.DataFrame:
@@ -38,11 +40,24 @@ def label_js_by_layer(db: TraceDB, scope: Scope) -> pd.DataFrame:
                     f"WHERE {where} GROUP BY model, layer ORDER BY model, layer", params)
 
 
-def label_top_experts(db: TraceDB, scope: Scope, model: str = "trained") -> pd.DataFrame:
-    """label_experts rows of one model: layer, label, rank, expert, fraction, lift."""
+def label_top_experts(db: TraceDB, scope: Scope, model: str = "trained",
+                      min_fraction: float = MIN_LIFT_SUPPORT) -> pd.DataFrame:
+    """Each label's most over-represented experts of one model (the routing specialisation probe's run): layer, label,
+    rank, expert, fraction, lift; only experts taking at least `min_fraction` of the label's top-k slots. Computed by
+    the probe's own function (balance.over_represented, as many per label as the probe kept) from the routing run its
+    manifest names for `model` when this folder holds it, so runs written before the support existed rank supported
+    experts too; otherwise the probe's stored rows with that support, re-ranked."""
+    manifest = next((m for m in db.trace.manifests() if m["run_id"] == scope.run_id), {})
+    probe = manifest.get("probe") or {}
+    routing_run = (probe.get("runs") or {}).get(model)
+    if routing_run and db.has("routing") and routing_run in db.trace.run_ids():
+        routing_scope = Scope(routing_run, scope.layers)
+        return over_represented(load_by_label(db, routing_scope), int(probe.get("top", 5)), min_fraction)
     where, params = scope.where(position=False)
-    return db.frame(f"SELECT layer, label, rank, expert, fraction, lift FROM label_experts WHERE {where} AND "
-                    f"model = ? ORDER BY layer, label, rank", [*params, model])
+    rows = db.frame(f"SELECT layer, label, rank, expert, fraction, lift FROM label_experts WHERE {where} AND "
+                    f"model = ? AND fraction >= ? ORDER BY layer, label, rank", [*params, model, min_fraction])
+    rows["rank"] = rows.groupby(["layer", "label"]).cumcount() + 1
+    return rows
 
 
 def vocab_fixedness(db: TraceDB, scope: Scope, threshold: float = 0.9) -> pd.DataFrame:

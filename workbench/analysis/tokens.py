@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import needle
 from .db import Scope, TraceDB
 
 # metric -> (table, SQL expression over that table's row, what it means)
@@ -13,7 +14,8 @@ TOKEN_METRICS = {
     "top-k margin": ("routing", "topk_margin", "p(k) - p(k+1)"),
     "shared-expert gate": ("routing", "shared_gate", "sigmoid(shared expert gate)"),
     "state norm": ("deltanet", "state_norm_mean", "||S_t||_F, mean over value heads"),
-    "needle mass": ("attention", "avg(span_mass['needle'])", "attention on the needle, mean over heads"),
+    "needle mass": ("attention", None, "needle mass of the max head at the row (analysis.needle; rows before the "
+                                       "needle's end have none)"),
 }
 
 
@@ -34,10 +36,14 @@ def token_metric(db: TraceDB, scope: Scope, seq_id: str, layer: int, metric: str
     where, params = scope.where("t", layer=False)
     if not db.has(table):
         raise ValueError(f"this trace has no {table!r} table, which {metric!r} needs")
-    grouped = "GROUP BY position" if expression.startswith("avg(") else ""
+    if expression is None:  # needle mass: its one definition, rows after the span only
+        rows = needle.row_max_head(db, scope.run_id, seq_id, layer)[["position", "value"]]
+        base = db.frame(f"SELECT t.position, t.token, t.token_id FROM tokens t WHERE {where} AND t.seq_id = ? "
+                        f"ORDER BY t.position", [*params, seq_id])
+        return base.merge(rows, on="position", how="left")
     return db.frame(
         f"""SELECT t.position, t.token, t.token_id, m.value FROM tokens t LEFT JOIN (
               SELECT position, {expression} AS value FROM {table}
-              WHERE run_id = ? AND seq_id = ? AND layer = ? {grouped}) m USING (position)
+              WHERE run_id = ? AND seq_id = ? AND layer = ?) m USING (position)
             WHERE {where} AND t.seq_id = ? ORDER BY t.position""",
         [scope.run_id, seq_id, int(layer), *params, seq_id])

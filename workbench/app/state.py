@@ -80,8 +80,10 @@ def sidebar() -> None:
     prompt_labels = sorted({p.get("label") for p in manifest["prompts"] if p.get("label")})
     st.sidebar.selectbox("Prompt label", [ALL, *prompt_labels], key="label")
     facts = run_facts(manifest)
-    st.sidebar.multiselect("Layers (none = all)", list(range(len(facts.layer_labels))), key="layers",
-                           format_func=facts.label)
+    st.sidebar.multiselect("Layers (none = all decoder layers)", list(range(len(facts.layer_labels))), key="layers",
+                           format_func=facts.label,
+                           help="An MTP layer is left out of every per-layer figure unless picked here." if
+                           facts.mtp_layers else None)
     st.sidebar.selectbox("Head", [ALL, *range(facts.max_heads)], key="head")
     longest = _longest_sequence(path, manifest["run_id"])
     st.sidebar.slider("Positions [from, to)", 0, longest, (0, longest), key="positions")
@@ -122,11 +124,21 @@ def require_run() -> tuple[TraceDB, dict, Scope]:
         st.stop()
     run_id = st.session_state.get("run_id") or list(manifests)[-1]
     manifest = manifests.get(run_id, manifests[list(manifests)[-1]])
+    facts = run_facts(manifest)
+    st.session_state["trunk_layers"] = facts.trunk_layers if facts.mtp_layers else None
+    st.session_state["mtp_layers"] = facts.mtp_layers
     return db, manifest, scope_of(manifest["run_id"])
 
 
+def mtp_layers() -> tuple[int, ...]:
+    """The chosen run's MTP layer indices (labelled 'MTP' on every axis), as require_run found them."""
+    return tuple(st.session_state.get("mtp_layers") or ())
+
+
 def scope_of(run_id: str, seq_id: str | None = None) -> Scope:
-    layers = tuple(st.session_state.get("layers") or ()) or None
+    """The sidebar's filters as a Scope of `run_id`. No layer picked = every decoder layer: a run with an MTP layer
+    keeps it out of per-layer aggregates unless it is picked in the sidebar."""
+    layers = tuple(st.session_state.get("layers") or ()) or st.session_state.get("trunk_layers") or None
     label = st.session_state.get("label")
     window = st.session_state.get("positions")
     if window is not None and tuple(window) == tuple(st.session_state.get("positions_all", ())):

@@ -28,6 +28,7 @@ from ..trace.tables import spans_table, tokens_table
 from ..trace.writer import read_manifest
 from ..tracing import PART_TOKENS, RunSummary, TraceInterrupted, check_resume, encode_prompt, run_manifest
 from ..tracing import stop_on_sigint, token_strings
+from ..tracing.batching import check_positions, max_positions
 from ..tracing.manifest import named
 from .decode import Generation, generate
 from .settings import GenerationSettings
@@ -101,10 +102,16 @@ def generate_prompts(loaded: LoadedModel, prompts: list[Prompt], out: str | Path
                             **named(name, note))
         vocab = token_strings(tokenizer)
         todo = [(i, p) for i, p in enumerate(prompts) if p.id not in skipped]
+        limit = max_positions(model.config)  # the prompt and every generated token must fit the position limit
+        limit = None if limit is None else limit - generation.max_new_tokens
+        if limit is not None and limit < 1:
+            raise ValueError(f"--max-new-tokens {generation.max_new_tokens} leaves no room for a prompt within the "
+                             f"model's max_position_embeddings ({limit + generation.max_new_tokens})")
+        check_positions(tokenizer, prompts, max_tokens, limit, frozenset(skipped))
         bar = _progress(len(todo), progress)
         pending, done = [], 0
         for index, prompt in todo:
-            encoded = encode_prompt(tokenizer, index, prompt, max_tokens)
+            encoded = encode_prompt(tokenizer, index, prompt, max_tokens, limit)
             result, tables = generate_traced(run, model, tokenizer, encoded, generation, vocab)
             for name, table in tables.items():
                 writer.add(name, table)

@@ -32,7 +32,7 @@ from ..loading import LoadedModel
 from ..nano.data import gen_assoc_recall, gen_passkey
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
-from .long_context import answers_exact, heldout_rng, model_device, prompt_from_doc
+from .long_context import answers_exact, check_lengths, heldout_rng, model_device, prompt_from_doc
 
 MODES = ("zero", "mean")
 INTERVENTION = "ablation"
@@ -133,8 +133,10 @@ def run_layer_ablation(loaded: LoadedModel, out: str | Path, suites=(("passkey",
     started = datetime.now(timezone.utc)
     rows, records = [], []
     bar = tqdm(total=len(suites) * len(conditions), desc="layer ablation", unit="condition", disable=not progress)
-    for suite, length in suites:
-        batch = suite_prompts(loaded.tokenizer, suite, length, prompts, seed)
+    batches = [suite_prompts(loaded.tokenizer, suite, length, prompts, seed) for suite, length in suites]
+    for batch in batches:
+        check_lengths(batch, model)  # every suite's prompts, before any forward
+    for (suite, length), batch in zip(suites, batches):
         records += [{"id": p.prompt_id, "num_tokens": len(p.ids), "label": suite} for p in batch]
         baseline = None
         for condition, layers, mode in conditions:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..inputs.spans import TextSpan, TokenSpan, encode, spans_to_tokens, token_offsets
+from ..tracing.batching import max_positions, too_long
 
 
 def heldout_rng(suite: str, seed: int, index: int) -> random.Random:
@@ -62,6 +63,15 @@ def prompt_from_doc(tokenizer, doc, prompt_id: str) -> ProbePrompt:
         unique = name if count == 0 else f"{name}_{count}"
         spans.append(TokenSpan(unique, c0, c1, t0, t1, False))
     return ProbePrompt(prompt_id, ids, spans, answers)
+
+
+def check_lengths(prompts, model: torch.nn.Module) -> None:
+    """Refuse in one line, before their forward, probe prompts longer than the model's max_position_embeddings (the
+    same refusal as tracing's: `tracing.batching.too_long`)."""
+    limit = max_positions(model.config)
+    for prompt in prompts:
+        if limit is not None and len(prompt.ids) > limit:
+            raise too_long(prompt.prompt_id, len(prompt.ids), limit, None)
 
 
 def answer_query_span(answer: tuple[int, int]) -> TokenSpan:

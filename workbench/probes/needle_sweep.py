@@ -3,8 +3,9 @@
 Per cell (context length L, needle depth d) and held-out passkey prompt (data.gen_passkey, seed space
 "nano-heldout", suite "needle_sweep:L<L>:d<d>"), one observed forward over prompt + answer (hooks observe only):
     exact_match              teacher-forced exact match of the answer digits (probes/long_context.py);
-    needle_mass              full-attention layers, per query head: attention weight on the needle's tokens from the
-                             answer's query rows (the rows that predict the answer tokens), mean over rows;
+    needle_mass              full-attention layers, per query head: needle mass (analysis.needle.head_needle_mass:
+                             attention weight on the needle's tokens, mean over rows) at the answer's query rows
+                             (the rows that predict the answer tokens, all after the needle);
     deltanet_needle_contribution  DeltaNet layers, per value head: ||needle's part of o_t|| / ||o_t|| at the same
                              rows (capture/deltanet/contribution.py), mean over rows;
     state_retention(_ratio)  DeltaNet layers, per value head: retention of the needle's key in the state at the
@@ -25,6 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..adapters import FULL_ATTENTION, LINEAR_ATTENTION
+from ..analysis import needle
+from ..analysis.db import Scope, TraceDB
 from ..capture import CaptureSettings, capture
 from ..capture.attention.settings import AttentionSettings
 from ..capture.deltanet.settings import DeltaNetSettings
@@ -33,7 +36,9 @@ from ..loading import LoadedModel
 from ..nano.data import gen_passkey
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
-from .long_context import ProbePrompt, answer_query_span, answers_exact, heldout_rng, model_device, prompt_from_doc
+from .long_context import (ProbePrompt, answer_query_span, answers_exact, check_lengths, heldout_rng, model_device,
+                           prompt_from_doc)
+from .output import table_text
 
 NANO_LENGTHS = (512, 1024, 2048, 4096, 8192)
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -66,11 +71,12 @@ def observe_prompt(model, adapter, prompt: ProbePrompt, settings: CaptureSetting
     """One observed forward of `prompt`; adds its exact match and per-layer, per-head measures to `sums`."""
     answer = prompt.answers[-1]
     query = answer_query_span(answer)
-    needle = prompt.span("needle")
+    needle_span = prompt.span("needle")
+    check_lengths([prompt], model)
     rows = list(range(query.start_token, query.end_token))
     ids = torch.tensor([prompt.ids], device=model_device(model))
     with torch.inference_mode(), capture(model, settings, adapter) as run:
-        run.begin_sequence(SequenceInfo(prompt.prompt_id, len(prompt.ids), [needle, query]))
+        run.begin_sequence(SequenceInfo(prompt.prompt_id, len(prompt.ids), [needle_span, query]))
         logits = model(input_ids=ids, use_cache=False).logits[0]
         records = run.collect()
     sums.prompts += 1
@@ -78,9 +84,11 @@ def observe_prompt(model, adapter, prompt: ProbePrompt, settings: CaptureSetting
     attention = records.get("attention")
     if attention is not None:
         at = [attention.query_positions.tolist().index(p) for p in rows]
-        mass = attention.span_mass["needle"][:, 0, at].mean(1).numpy()  # [L, H]
+        positions = attention.query_positions[at].numpy()  # [Q]
         for i, layer in enumerate(attention.layers):
-            sums.add("mass", layer, mass[i])
+            mass, _ = needle.head_needle_mass(attention.span_mass["needle"][i, 0, at].float().numpy(), positions,
+                                              needle_span.end_token)  # [Q, H] -> [H]
+            sums.add("mass", layer, mass)
     deltanet = records.get("deltanet")
     if deltanet is not None:
         at = [deltanet.contribution_positions.tolist().index(p) for p in rows]
@@ -136,6 +144,7 @@ def run_needle_sweep(loaded: LoadedModel, out: str | Path, lengths=NANO_LENGTHS,
     if LINEAR_ATTENTION in kinds:
         sweep.append(DeltaNetSettings(deltanet_path=deltanet_path))
     settings = CaptureSettings.of(*sweep)
+    check_lengths([sweep_prompt(loaded.tokenizer, max(lengths), max(depths), seed, 0)], model)  # the longest cell first
     started = datetime.now(timezone.utc)
     cells, records = [], []
     bar = tqdm(total=len(lengths) * len(depths) * prompts, desc="needle sweep", unit="prompt", disable=not progress)
@@ -154,3 +163,18 @@ def run_needle_sweep(loaded: LoadedModel, out: str | Path, lengths=NANO_LENGTHS,
         "name": "needle_sweep", "lengths": list(lengths), "depths": list(depths), "prompts": prompts,
         "seed": seed, "prompt_space": "nano-heldout"})
     return run.run_id, table
+
+
+def sweep_report(out: str, run_id: str) -> str:
+    """The run's exact match per cell, needle mass per layer (its max head: analysis.needle, what the Long context
+    page and README quote) and the DeltaNet measures per layer (mean over heads and cells), as text."""
+    db, scope = TraceDB(out), Scope(run_id)
+    frame = db.frame("SELECT * FROM needle_sweep WHERE run_id = ?", [run_id])
+    exact = frame.groupby(["context_length", "needle_depth"]).exact_match.first().unstack()
+    best = needle.max_head(needle.sweep_head_mass(db, scope))
+    deltanet = frame[frame.needle_mass.isna()].groupby("layer")[
+        ["deltanet_needle_contribution", "state_retention", "state_retention_ratio"]].mean()
+    return "\n".join([
+        "exact match (rows: context length, columns: needle depth)", table_text(exact),
+        f"\n{needle.SWEEP_MAX_HEAD_TITLE}, mean over the sweep's cells", table_text(best, index=False),
+        "\nDeltaNet layers (mean over heads and cells)", table_text(deltanet)])

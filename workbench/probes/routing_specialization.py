@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from ..analysis.balance import label_divergence, over_represented
+from ..analysis.balance import MIN_LIFT_SUPPORT, label_divergence, over_represented
 from ..analysis.db import Scope, TraceDB
 from ..analysis.routing import load_by_label
 from ..analysis.routing_structure import vocab_specialisation
@@ -69,18 +69,22 @@ class SpecializationResult:
         return self.label_divergence.groupby("model")["js_bits"].mean().to_dict()
 
 
-def specialization_tables(db: TraceDB, run_id: str, top: int = 5, min_count: int = 5) -> dict[str, pd.DataFrame]:
-    """The probe's three frames for one routing run (no `model` column yet)."""
+def specialization_tables(db: TraceDB, run_id: str, top: int = 5, min_count: int = 5,
+                          min_fraction: float = MIN_LIFT_SUPPORT) -> dict[str, pd.DataFrame]:
+    """The probe's three frames for one routing run (no `model` column yet); label_experts ranks only experts with
+    at least `min_fraction` of the label's selections (balance.over_represented)."""
     scope = Scope(run_id)
     by_label = load_by_label(db, scope)
     vocab = [vocab_specialisation(db, scope, int(layer), min_count).assign(layer=int(layer))
              for layer in sorted(by_label["layer"].unique())]
-    return {"label_divergence": label_divergence(by_label), "label_experts": over_represented(by_label, top),
+    return {"label_divergence": label_divergence(by_label),
+            "label_experts": over_represented(by_label, top, min_fraction),
             "vocab_specialisation": pd.concat(vocab, ignore_index=True)}
 
 
 def run_specialization(loaded: LoadedModel, prompts: list[Prompt], out: str | Path, seed: int = 0, top: int = 5,
-                       min_count: int = 5, progress: bool = True) -> SpecializationResult:
+                       min_count: int = 5, progress: bool = True,
+                       min_fraction: float = MIN_LIFT_SUPPORT) -> SpecializationResult:
     """Trace `prompts` with the model and its random init (two runs), then append the probe's tables (a third)."""
     if not any(p.label for p in prompts):
         raise ValueError("routing specialisation needs prompts with a label")
@@ -91,14 +95,15 @@ def run_specialization(loaded: LoadedModel, prompts: list[Prompt], out: str | Pa
     db = TraceDB(out)
     frames: dict[str, list[pd.DataFrame]] = {}
     for model, run_id in runs.items():
-        for name, frame in specialization_tables(db, run_id, top, min_count).items():
+        for name, frame in specialization_tables(db, run_id, top, min_count, min_fraction).items():
             frames.setdefault(name, []).append(frame.assign(model=model))
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
     tables = [(name, pa.Table.from_pandas(frame, schema=table_schema(name), preserve_index=False))
               for name, frame in merged.items()]
     run = write_probe_run(loaded, out, tables, CaptureSettings(), [], started,
                           probe={"name": "routing_specialization", "runs": runs, "seed": seed, "top": top,
-                                 "min_count": min_count, "labels": sorted({p.label for p in prompts if p.label}),
+                                 "min_count": min_count, "min_fraction": min_fraction,
+                                 "labels": sorted({p.label for p in prompts if p.label}),
                                  "prompts": len(prompts)})
     return SpecializationResult(runs, run.run_id, merged["label_divergence"], merged["label_experts"],
                                 merged["vocab_specialisation"])

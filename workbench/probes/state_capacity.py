@@ -29,7 +29,7 @@ from ..loading import LoadedModel
 from ..nano.data import gen_assoc_recall, pair_tokens
 from ..trace.schema import table_schema
 from ..tracing import write_probe_run
-from .long_context import ProbePrompt, answers_exact, heldout_rng, model_device, prompt_from_doc
+from .long_context import ProbePrompt, answers_exact, check_lengths, heldout_rng, model_device, prompt_from_doc
 
 NANO_PAIRS = (1, 2, 4, 8, 16, 32, 64)
 NANO_CONTEXTS = (0, 1024)
@@ -103,6 +103,7 @@ def run_state_capacity(loaded: LoadedModel, out: str | Path, pair_counts=NANO_PA
         results = []
         for index in range(prompts):
             prompt = capacity_prompt(loaded.tokenizer, pairs, context, queries, seed, index)
+            check_lengths([prompt], model)
             results.append(observe_capacity(model, adapter, prompt, pairs, settings))
             records.append({"id": prompt.prompt_id, "num_tokens": len(prompt.ids), "label": "assoc_recall"})
             bar.update()

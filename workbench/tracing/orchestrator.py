@@ -23,7 +23,7 @@ from ..loading import LoadedModel
 from ..trace import TraceWriter
 from ..trace.folder import manifest_path
 from ..trace.writer import read_manifest
-from .batching import WINDOW_BATCHES, Encoded, batches, padded_ids, prefetched
+from .batching import WINDOW_BATCHES, Encoded, batches, check_positions, max_positions, padded_ids, prefetched
 from .manifest import check_resume, named, run_manifest
 from .pipeline import TableBuilder, stop_on_sigint, token_strings
 
@@ -40,14 +40,19 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)  # prompt ids already committed (resume)
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 class TraceInterrupted(Exception):
     """Ctrl-C stopped a trace at a batch boundary; `summary` says what the run holds (committed, resumable)."""
 
     def __init__(self, summary: RunSummary | None, remaining: int):
         self.summary, self.remaining = summary, remaining
         kept = "nothing was committed" if summary is None else (
-            f"run {summary.run_id} keeps {summary.num_sequences} prompts ({summary.num_tokens} tokens)")
-        super().__init__(f"interrupted: {kept}; {remaining} prompts not traced")
+            f"run {summary.run_id} keeps {_counted(summary.num_sequences, 'prompt')} "
+            f"({_counted(summary.num_tokens, 'token')})")
+        super().__init__(f"interrupted: {kept}; {_counted(remaining, 'prompt')} not traced")
 
 
 @torch.inference_mode()
@@ -74,13 +79,17 @@ def trace_prompts(
     resume: the run id of a run that stopped; its committed prompts are skipped. join + run_id: add parts to a run
     another process started (distributed engine; the caller finishes it); writer_tag names this call's part files.
     An error before the first part leaves `out` as it was; an error later keeps the committed parts (resumable); a
-    prompt that cannot be tokenised is reached as the run goes (`batches`). Ctrl-C raises TraceInterrupted.
+    prompt that cannot be tokenised is reached as the run goes (`batches`); a prompt longer than the model's
+    max_position_embeddings (after `max_tokens`) is refused before any forward. Ctrl-C raises TraceInterrupted.
     """
     for option, value in (("max_tokens", max_tokens), ("batch_tokens", batch_tokens)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{option} must be an integer >= 1 (or None), got {value!r}")  # [:-n] would cut the end
     settings = settings or CaptureSettings()
     model, tokenizer = loaded.model, loaded.tokenizer
+    limit = max_positions(model.config)
+    if resume is None:  # a resumed run checks the prompts it still has to run, below
+        check_positions(tokenizer, prompts, max_tokens, limit)
     device = next(model.parameters()).device
     started = datetime.now(timezone.utc)
     with TraceWriter(out, run_id=resume or run_id, resume=resume is not None, join=join,
@@ -90,6 +99,7 @@ def trace_prompts(
         if resume is not None:
             skipped = check_resume(writer.root, writer.run_id, read_manifest(writer.root, writer.run_id), settings,
                                    max_tokens=max_tokens, model=loaded.describe(), prompts=prompts)
+            check_positions(tokenizer, prompts, max_tokens, limit, frozenset(skipped))
         todo = len(prompts) - len(skipped)
         base = run_manifest(loaded, settings, [], started, max_tokens=max_tokens, batch_tokens=batch_tokens,
                             **named(name, note))
@@ -98,7 +108,7 @@ def trace_prompts(
         bar = _progress(todo, progress)
         vocab = token_strings(tokenizer)  # before the tokenising thread starts: one user of the tokenizer at a time
         plan = batches(tokenizer, prompts, max_tokens, batch_tokens, alone=lambda e: not run.batchable(e.sequence()),
-                       skip=frozenset(skipped))
+                       skip=frozenset(skipped), limit=limit)
         with_ids = ((rows, padded_ids(rows, pad)) for rows in plan)  # built on the tokenising thread too
         with closing(prefetched(with_ids, WINDOW_BATCHES)) as ready, \
                 TableBuilder(writer, run, base, part_tokens, vocab) as builder:

@@ -3,7 +3,7 @@ prompt's `query: true` span), sink and entropy, output gates, retrieval-head sco
 
 import streamlit as st
 
-from workbench.analysis import attention
+from workbench.analysis import attention, needle
 from workbench.app.figures.attention import (
     entropy_heatmap,
     gate_heatmap,
@@ -25,15 +25,18 @@ if not tables & {"attention", "attention_gate", "retrieval"}:
 
 if "attention" in tables:
     names = attention.span_names(db, scope)
-    st.subheader("Attention mass on a span, per layer and head")
+    st.subheader("Needle mass on a span, per layer and head")
     if names:
         span = st.selectbox("Span", names, index=names.index("needle") if "needle" in names else 0, key="attn_span")
-        mass = head_filter(query(attention.head_span_mass, scope, span))
+        mass = head_filter(query(needle.needle_mass, scope, span))
         show(span_mass_heatmap(mass, span), "span mass")
         if not mass.empty:
-            best = mass.sort_values("mass", ascending=False).iloc[0]
-            st.caption(f"Mean over {int(mass.rows.sum())} (query, head) rows after the span. Highest: "
-                       f"{layer_label(best['layer'])} head {int(best['head'])} at {best['mass']:.3f}.")
+            best = needle.max_head(mass).sort_values("mass", ascending=False).iloc[0]
+            stride = manifest.get("capture", {}).get("attention_stride")
+            rows = f"every {stride}th row and the query span" if stride else "the query span"
+            st.caption(f"Needle mass: the head's attention weight on '{span}' from the analysed query rows at or after "
+                       f"the span's end ({rows}), mean over those rows ({int(mass.rows.max())} per head here). Max "
+                       f"head: {layer_label(best['layer'])} head {int(best['head'])} at {best['mass']:.3f}.")
     else:
         st.info("This run's prompts name no spans (add `spans: [{name, start, end}]` to the prompts file).")
 

@@ -26,10 +26,11 @@ tables_b = set(next(m for m in comparable if m["run_id"] == run_b).get("tables",
 scope_b = scope_of(run_b)
 st.caption(f"A = {scope.run_id}, B = {run_b}; tokens are matched on (sequence id, position, token id).")
 if "routing" in tables_b and "routing" in manifest.get("tables", []):
-    show(agreement_figure(query(routing_structure.run_agreement, scope, run_b)), "routing agreement")
-    experts = run_facts(manifest).num_experts
-    show(load_difference_heatmap(query(routing.expert_load, scope, experts), query(routing.expert_load, scope_b, experts)),
-         "load difference")
+    facts = run_facts(manifest)
+    show(agreement_figure(query(routing_structure.run_agreement, scope, run_b), facts.mtp_layers), "routing agreement")
+    experts = facts.num_experts
+    load_a, load_b = query(routing.expert_load, scope, experts), query(routing.expert_load, scope_b, experts)
+    show(load_difference_heatmap(load_a, load_b, facts.mtp_layers), "load difference")
 else:
     st.info("Run A or B has no `routing` table.")
 if "deltanet" in tables_b and "deltanet" in manifest.get("tables", []):

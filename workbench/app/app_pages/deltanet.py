@@ -71,7 +71,10 @@ if recall is None or recall.empty:
     st.info("No planted pair in this sequence: name a prompt span `needle` (spans: [{name, start, end}]) to measure "
             "how well each layer's state still returns the needle's value.")
 else:
-    metric = st.radio("Measure", ["rel_err_mean", "rel_err_min", "cos_mean", "cos_max"], horizontal=True)
+    metric = st.radio("Measure", list(deltanet.RECALL_MEASURES), horizontal=True, key="recall_measure",
+                      help="Retention compares the readout S_t^T k with the one right after the key's own write, so "
+                           "it measures forgetting alone; rel_err and cos compare with the raw v, which one delta-rule "
+                           "write never returns exactly (they mix write strength beta with retention).")
     show(recall_figure(recall, metric), "state recall")
 
 if "state_snapshots" in tables:

@@ -29,10 +29,11 @@ def two_columns(figures, name: str) -> None:
 
 
 if has("deltanet_contribution") or (has("attention") and has("spans")):
-    st.subheader("Needle: attention mass beside DeltaNet contribution")
-    st.caption("Attention layers: attention weight on the span from the analysed query rows. DeltaNet layers: "
-               "norm of the span's part of the layer's output over the output's norm, and its signed projection "
-               "(parts can cancel). Both are shares of what the layer hands on.")
+    st.subheader("Needle: needle mass beside DeltaNet contribution")
+    st.caption("Attention layers: needle mass, the head's attention weight on the span from the analysed query rows "
+               "at or after the span's end, mean over those rows; the bar is the max head (named on hover). DeltaNet "
+               "layers: norm of the span's part of the layer's output over the output's norm, and its signed "
+               "projection (parts can cancel), mean over rows and heads.")
     span = st.text_input("Span", value="needle", key="long_context_span")
     show(needle_by_layer_figure(query(needle_by_layer, scope, span), span), "needle by layer")
 
@@ -47,6 +48,9 @@ if has("needle_sweep"):
              "sweep exact match")
     else:
         zmax = 1.0 if value in ("exact_match", "needle_mass") else None
+        if value == "needle_mass":
+            st.caption("Needle mass at the rows that predict the answer, mean over them and the cell's prompts; each "
+                       "cell shows the max head (h<i>), the one with the highest mass.")
         two_columns(sweep_heatmaps(grid, SWEEP_VALUES[value], zmax=zmax), f"sweep {value}")
 
 if has("state_capacity"):
@@ -68,5 +72,5 @@ if has("layer_ablation"):
 if not has("needle_sweep"):
     st.info("This run has no `needle_sweep` table yet. `probes/needle_sweep.py`, `probes/state_capacity.py` and "
             "`probes/layer_ablation.py` write `needle_sweep`, `state_capacity` and `layer_ablation`; a trace with "
-            "--attention --deltanet of prompts with a `needle` span shows attention mass beside DeltaNet "
+            "--attention --deltanet of prompts with a `needle` span shows needle mass beside DeltaNet "
             "contribution; `workbench schema` lists the columns.")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from workbench.analysis import tokens
-from workbench.app.figures.common import layer_label
+from workbench.analysis.facts import run_facts
 from workbench.app.figures.views import token_strip_figure
 from workbench.app.state import require_run, scope_of, show
 
@@ -24,9 +24,11 @@ left, middle, right = st.columns(3)
 seq_id = left.selectbox("Sequence", prompts, key="explorer_seq")
 metric = middle.selectbox("Metric", available, key="explorer_metric")
 layers = tokens.metric_layers(db, scope, metric)
-if scope.layers:
-    layers = [x for x in layers if x in scope.layers] or layers
-layer = right.selectbox("Layer", layers, format_func=layer_label, key="explorer_layer")
+picked = st.session_state.get("layers") or []  # one layer at a time, not an aggregate: the MTP layer is offered too
+if picked:
+    layers = [x for x in layers if x in picked] or layers
+facts = run_facts(manifest)
+layer = right.selectbox("Layer", layers, format_func=facts.label, key="explorer_layer")
 frame = tokens.token_metric(db, scope_of(scope.run_id), seq_id, layer, metric)
 if frame.empty:
     st.info("No tokens of this sequence in the sidebar's position window.")
@@ -40,8 +42,8 @@ if spans is not None and len(spans):  # open on the first span (the needle), wit
     start = min(max(first, int(spans.start_token.iloc[0]) - 64), max(first, last - 384))
 window = st.slider("Tokens shown [from, to)", first, last, (start, min(last, start + 384)), key=f"explorer_{seq_id}")
 shown = frame[(frame.position >= window[0]) & (frame.position < window[1])]
+named = ", ".join(f"{r.span} [{r.start_token}, {r.end_token})" for r in spans.itertuples()) if spans is not None \
+    and len(spans) else "none"
 st.caption(f"{tokens.TOKEN_METRICS[metric][2]}; grey = no value at that token (e.g. tokens that were not analysed "
-           f"attention queries). Spans: " + (", ".join(f"{r.span} [{r.start_token}, {r.end_token})"
-                                                      for r in spans.itertuples()) if spans is not None and len(spans)
-                                            else "none") + ".")
-show(token_strip_figure(shown, metric, layer), "token explorer")
+           f"attention queries). Spans (outlined in the grid): {named}.")
+show(token_strip_figure(shown, metric, layer, spans=spans, mtp_layers=facts.mtp_layers), "token explorer")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ...analysis.needle import ROWS
 from .common import COLOURS, empty_figure, heatmap
 
 SPAN_COLOURS = ["rgba(255,165,0,0.25)", "rgba(0,160,255,0.2)", "rgba(0,200,120,0.2)", "rgba(200,0,200,0.15)"]
@@ -17,7 +18,9 @@ def layer_head_heatmap(frame: pd.DataFrame, value: str, title: str, colour: str,
 
 
 def span_mass_heatmap(mass: pd.DataFrame, span: str) -> go.Figure:
-    return layer_head_heatmap(mass, "mass", f"Attention mass on '{span}' (mean over the queries after it)", "mass")
+    """needle.needle_mass rows -> layer x head heatmap of the needle mass of `span` (the title names the aggregate)."""
+    return layer_head_heatmap(mass, "mass", f"Needle mass on '{span}' per layer and head ({ROWS})",
+                              "needle mass<br>(mean over rows<br>after the span)")
 
 
 def sink_heatmap(summary: pd.DataFrame) -> go.Figure:

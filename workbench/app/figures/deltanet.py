@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ...analysis.deltanet import RECALL_MEASURES
 from .common import COLOURS, empty_figure, heatmap, layer_label, quantile_boxes
 
 SPAN_LINE = ["orange", "deepskyblue", "seagreen", "orchid"]
@@ -95,10 +96,11 @@ def half_life_heatmap(summary: pd.DataFrame) -> go.Figure:
                         log10=True)
 
 
-def recall_figure(curves: pd.DataFrame, metric: str = "rel_err_mean") -> go.Figure:
-    """State recall against tokens since the key: one line per (layer, pair). curves: recall_curves rows."""
-    label = {"rel_err_mean": "||S^T k - v|| / ||v|| (mean over heads)", "rel_err_min": "best head's rel. error",
-             "cos_mean": "cosine (mean over heads)", "cos_max": "best head's cosine"}.get(metric, metric)
+def recall_figure(curves: pd.DataFrame, metric: str = "retention_cos_mean") -> go.Figure:
+    """State recall against tokens since the key: one line per (layer, pair). curves: recall_curves rows; metric: a
+    RECALL_MEASURES column, named with its aggregate on the y axis. Cosines are drawn on [-1, 1], the retention ratio
+    from 0."""
+    label = RECALL_MEASURES.get(metric, metric)
     if curves.empty:
         return empty_figure("State recall of planted pairs", "no planted pair")
     figure = go.Figure()
@@ -107,6 +109,10 @@ def recall_figure(curves: pd.DataFrame, metric: str = "rel_err_mean") -> go.Figu
                                     name=f"{layer_label(layer)} pair {pair}",
                                     line={"color": COLOURS[index % len(COLOURS)]}))
     figure.update_layout(title="State recall of planted pairs", xaxis_title="tokens since the key", yaxis_title=label)
+    if metric.startswith(("cos", "retention_cos")):
+        figure.update_yaxes(range=[-1.05, 1.05])
+    else:
+        figure.update_yaxes(rangemode="tozero")
     return figure
 
 

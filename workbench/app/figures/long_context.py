@@ -6,21 +6,26 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ...analysis.needle import MAX_HEAD_TITLE
 from .common import COLOURS, empty_figure, heatmap, layer_label
 
 
 def needle_by_layer_figure(frame: pd.DataFrame, span: str = "needle") -> go.Figure:
-    """needle_by_layer rows -> grouped bars per layer: attention mass (attention layers), DeltaNet norm ratio and
-    projection (DeltaNet layers), on one axis."""
-    title = f"Where the '{span}' reaches the output: attention mass vs DeltaNet contribution"
+    """needle_by_layer rows -> grouped bars per layer: needle mass of the max head (attention layers; the hover names
+    the head), DeltaNet norm ratio and projection (DeltaNet layers), on one axis whose title names the aggregates."""
+    title = f"Where the '{span}' reaches the output: needle mass vs DeltaNet contribution"
     if frame.empty:
         return empty_figure(title, f"no attention or deltanet_contribution rows for span {span!r}")
     figure = go.Figure()
     for index, (measure, rows) in enumerate(frame.groupby("measure", sort=True)):
+        heads = ["" if pd.isna(h) else f"head {int(h)}, " for h in rows["head"]]
         figure.add_bar(x=[layer_label(layer) for layer in rows.layer], y=rows.value, name=measure,
-                       marker_color=COLOURS[index % len(COLOURS)])
+                       marker_color=COLOURS[index % len(COLOURS)], customdata=list(zip(heads, rows["rows"])),
+                       hovertemplate="%{x}<br>%{customdata[0]}%{customdata[1]} rows<br>%{y:.4g}<extra>"
+                                     + measure + "</extra>")
     order = [layer_label(layer) for layer in sorted(frame.layer.unique())]
-    figure.update_layout(title=title, xaxis_title="layer", yaxis_title="share of the layer's output", barmode="group")
+    figure.update_layout(title=title, xaxis_title="layer", barmode="group",
+                         yaxis_title=f"{MAX_HEAD_TITLE}; DeltaNet: share of the output")
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=order)
     return figure
 

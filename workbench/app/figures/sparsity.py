@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .common import COLOURS, empty_figure, heatmap, layer_label
+from .common import COLOURS, empty_figure, heatmap, layer_label, mark_never_chosen
 
 CRITERION_COLOURS = {"frequency": COLOURS[0], "reap": COLOURS[1], "random": COLOURS[2]}
 
 
-def saliency_heatmap(saliency: pd.DataFrame, value: str = "reap") -> go.Figure:
-    """expert_saliency rows -> layer x expert heatmap of `value` (reap, count, gate_mean, output_norm_mean)."""
+def saliency_heatmap(saliency: pd.DataFrame, value: str = "reap", num_experts: int | None = None) -> go.Figure:
+    """expert_saliency rows -> layer x expert heatmap of `value` (reap, count, gate_mean, output_norm_mean). Experts
+    with no row (never chosen in that layer; every expert id below `num_experts`, or up to the largest id seen) are
+    grey cells, counted in the title: their saliency is undefined, not zero and not a gap."""
     titles = {"reap": "REAP score (mean gate x ||expert output||)", "count": "tokens routed",
               "gate_mean": "mean gate weight", "output_norm_mean": "mean ||expert output||"}
-    return heatmap(saliency, "layer", "expert", value, f"Expert saliency per layer: {titles[value]}", value, zmin=0.0)
+    title = f"Expert saliency per layer: {titles[value]}"
+    if saliency.empty:
+        return heatmap(saliency, "layer", "expert", value, title, value)
+    experts = int(num_experts or saliency.expert.max() + 1)
+    grid = pd.DataFrame({"layer": sorted(saliency.layer.unique())}).merge(
+        pd.DataFrame({"expert": np.arange(experts)}), how="cross")
+    full = grid.merge(saliency, on=["layer", "expert"], how="left").fillna({"count": 0})
+    full[value] = full[value].fillna(0.0)  # drawn grey below, never as a value
+    figure = heatmap(full, "layer", "expert", value, title, value, zmin=0.0)
+    counts = full.pivot_table(index="layer", columns="expert", values="count", aggfunc="sum").sort_index()
+    never = mark_never_chosen(figure, counts.to_numpy())
+    figure.update_layout(title=f"{title}; grey: never chosen ({never} of {counts.size} layer x expert cells)")
+    return figure
 
 
 def shared_share_figure(share: pd.DataFrame) -> go.Figure:
@@ -54,5 +69,8 @@ def pruning_figure(curves: pd.DataFrame, value: str = "accuracy") -> go.Figure:
         figure.add_trace(go.Scatter(x=group.fraction, y=group[value], name=criterion, mode="lines+markers",
                                     marker_color=CRITERION_COLOURS.get(criterion, COLOURS[4])))
     figure.update_layout(title=title, xaxis_title="fraction of each layer's experts masked",
-                         yaxis_title=value, xaxis_tickformat=".0%")
+                         yaxis_title="mean exact match" if value == "accuracy" else "held-out loss (nats)",
+                         xaxis_tickformat=".0%")
+    if value == "accuracy":  # a share: from zero, so a drop from 0.95 to 0.90 is not drawn as a collapse
+        figure.update_yaxes(range=[0, 1.05])
     return figure
