@@ -142,7 +142,7 @@ def test_entry_point_keeps_exit_codes_output_and_atexit_handlers(tmp_path, next_
     out = tmp_path / "trace"
     ok = _entry_point(tmp_path, "trace", "--model", str(next_checkpoint), "--text", "abc def", "--out", str(out))
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "1 sequences, 7 tokens" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
+    assert "1 sequence, 7 tokens" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
     assert open_trace(out).read("tokens").num_rows == 7
     bad = _entry_point(tmp_path, "trace", "--model", str(next_checkpoint), "--text", "x", "--out", str(out),
                        "--dtype", "float8")

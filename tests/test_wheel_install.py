@@ -67,7 +67,7 @@ def test_wheel_install_traces_nano_and_serves_the_app(tmp_path):
     out = tmp_path / "trace"
     printed = _run([str(workbench), "trace", "--model", "nano", "--text", "the pass key is 12345 . what is the pass "
                     "key ? the pass key is", "--out", str(out)], cwd=tmp_path)
-    assert "1 sequences" in printed
+    assert "1 sequence," in printed
     info = _run([str(workbench), "info", str(out)], cwd=tmp_path)
     assert "routing:" in info and "B/token" in info
 

@@ -194,8 +194,11 @@ def _write_run(out: Path, prompts: Optional[Path], text: Optional[str], resume: 
     except (PromptFileError, TraceFolderError, ModelNotAvailable, UnsupportedArchitecture, SpanError,
             CaptureError, ValueError) as error:
         _fail(str(error))
+    from .analysis.summary import counted
+
     skipped = f" ({len(summary.skipped)} committed earlier, skipped)" if summary.skipped else ""
-    typer.echo(f"run {summary.run_id}: {summary.num_sequences} sequences, {summary.num_tokens} {what} -> {out}{skipped}")
+    typer.echo(f"run {summary.run_id}: {counted(summary.num_sequences, 'sequence')}, {summary.num_tokens} {what} -> "
+               f"{out}{skipped}")
 
 
 def _resume_command(run_id: str) -> str:

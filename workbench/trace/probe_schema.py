@@ -37,8 +37,9 @@ NEEDLE_SWEEP_COLUMNS = (
     Column("prompts", pa.int32(), "Prompts averaged in the cell."),
     Column("exact_match", pa.float32(), "Fraction of the cell's prompts answered exactly (a model-level outcome, "
            "repeated on every row of the cell), 0..1; null when not decoded.", True),
-    Column("needle_mass", pa.float32(), "Attention weight on the needle from the answer's query rows, mean over "
-           "prompts, 0..1; null for DeltaNet layers.", True),
+    Column("needle_mass", pa.float32(), "Needle mass (workbench.analysis.needle): per query head, attention weight on "
+           "the needle's tokens from the rows that predict the answer (all after the needle), mean over those rows, "
+           "then over the cell's prompts, 0..1; pages show the max head; null for DeltaNet layers.", True),
     Column("deltanet_needle_contribution", pa.float32(), "||needle's part of o_t|| / ||o_t||: the norm of what the "
            "needle's tokens wrote into the DeltaNet layer's kernel output at the answer's query rows, relative to the "
            "output (deltanet_contribution.span_norm_ratio), mean over rows and prompts, >= 0 (parts can cancel, so "

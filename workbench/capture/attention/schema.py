@@ -23,7 +23,8 @@ ATTENTION_COLUMNS = (
         "span_mass",
         SPAN_MASS_TYPE,
         "Per span of the sequence, {span: name, mass: attention weight summed over the span's key tokens (0..1)} "
-        "(keys after q count 0). In `Trace.duckdb()` views it is a MAP: span_mass['needle'].",
+        "(keys after q count 0). In `Trace.duckdb()` views it is a MAP: span_mass['needle']. Needle mass = its mean "
+        "over the analysed rows at or after the span's end_token, per (layer, head) (workbench.analysis.needle).",
     ),
     Column(
         "topk_positions",
