@@ -52,6 +52,8 @@ def test_runs_are_listed_and_picked_by_id_prefix_or_name(nano):
     assert "\n" not in str(error.value)
     with pytest.raises(KeyError, match="no run of .* is named 'demo'"):
         nano.run("demo")
+    with pytest.raises(AmbiguousRun, match="holds 6 runs, pick one"):
+        nano.run()
 
 
 def test_expert_load_is_the_dashboard_function_and_counts_each_slot(nano, db):
@@ -131,7 +133,7 @@ def test_trace_from_python_returns_the_new_run(tmp_path, next_checkpoint):
     tokens = run.manifest["num_tokens"]
     load = run.expert_load()
     assert load.groupby("layer")["count"].sum().eq(tokens * run.facts.top_k).all()  # every token's k slots
-    assert wb.open(tmp_path / "t").runs.run_id.tolist() == [run.id]
+    assert wb.open(tmp_path / "t").runs.run_id.tolist() == [run.id] and wb.open(tmp_path / "t").run().id == run.id
 
 
 def test_trace_refuses_a_bare_string_and_duplicate_ids(tmp_path):
@@ -142,3 +144,17 @@ def test_trace_refuses_a_bare_string_and_duplicate_ids(tmp_path):
     with pytest.raises(PromptFileError, match="unique ids"):
         wb.trace("nano", [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+def test_probe_and_mtp_questions_are_the_pages_functions(nano, db):
+    from workbench.analysis import mtp
+
+    probe = nano.run("routing_specialization")
+    pd.testing.assert_frame_equal(probe.label_js(), sparsity.label_js_by_layer(db, Scope(probe.id)))
+    pd.testing.assert_frame_equal(probe.vocab_fixedness(), sparsity.vocab_fixedness(db, Scope(probe.id), 0.9))
+    pd.testing.assert_frame_equal(probe.label_experts(), sparsity.label_top_experts(db, Scope(probe.id), "trained"))
+    direct = duckdb.sql(f"SELECT model, avg(js_bits) AS js FROM {FILES % 'label_divergence'} GROUP BY model").df()
+    assert probe.label_js().groupby("model").js_bits.mean().to_dict() == pytest.approx(dict(zip(direct.model, direct.js)))
+    overlap = nano.run(DEMO).mtp_routing_overlap()
+    pd.testing.assert_frame_equal(overlap, mtp.mtp_routing_overlap(db, Scope(DEMO), 8))  # the MTP layer: after 8
+    assert overlap.set_index("layer").jaccard.idxmax() == 7  # it routes like the trunk layer it started from

@@ -181,6 +181,25 @@ class Run:
         self._need("shared_expert_share")
         return sparsity.shared_expert_share(self._db, self.scope(layer, label))
 
+    def label_js(self) -> pd.DataFrame:
+        """The routing-specialisation probe's (`probes/routing_specialization.py`) JS divergence between labels per
+        (model, layer), averaged over label pairs: model (trained, random_init), layer, js_bits, pairs.
+        `analysis.sparsity.label_js_by_layer`."""
+        self._need("label_divergence")
+        return sparsity.label_js_by_layer(self._db, self.scope())
+
+    def label_experts(self, model: str = "trained") -> pd.DataFrame:
+        """Each label's most over-represented experts per layer (the probe's `label_experts` table): layer, label,
+        rank, expert, fraction, lift. `analysis.sparsity.label_top_experts`."""
+        self._need("label_experts")
+        return sparsity.label_top_experts(self._db, self.scope(), model)
+
+    def vocab_fixedness(self, threshold: float = 0.9) -> pd.DataFrame:
+        """Per (model, layer): tokens seen often enough, and the share of them whose top-1 expert is the same in at
+        least `threshold` of their occurrences. `analysis.sparsity.vocab_fixedness`."""
+        self._need("vocab_specialisation")
+        return sparsity.vocab_fixedness(self._db, self.scope(), threshold)
+
     def pruning_curves(self) -> pd.DataFrame:
         """The prune what-if (an INTERVENTION, `probes/expert_pruning.py`) per (criterion, fraction): accuracy and
         held-out loss. `analysis.sparsity.pruning_curves`."""
@@ -198,3 +217,11 @@ class Run:
             raise ValueError(f"by must be one of {', '.join(functions)}, got {by!r}")
         self._need("mtp")
         return functions[by](self._db, self.scope(label=label))
+
+    def mtp_routing_overlap(self) -> pd.DataFrame:
+        """Per trunk layer: the mean Jaccard overlap of the MTP layer's top-k experts at row t with the trunk layer's
+        at position t+1: layer, jaccard, rows. `analysis.mtp.mtp_routing_overlap` (the MTP layer's routing rows sit
+        under layer index num_hidden_layers)."""
+        self._need("mtp")
+        self._need("routing")
+        return mtp.mtp_routing_overlap(self._db, self.scope(), len(self.facts.layer_kinds))

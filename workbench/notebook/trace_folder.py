@@ -30,7 +30,7 @@ class Trace:
     """The committed runs of a trace folder (a snapshot: runs committed later need a fresh `wb.open`).
 
     trace.runs            DataFrame: run_id, name, kind, model, tokens, tables, status (oldest first)
-    trace.run(key)        Run by id, unique id prefix or name
+    trace.run(key)        Run by id, unique id prefix or name (no key: the folder's only run)
     trace.sql(query)      any DuckDB query over the folder's views (one per table), as a DataFrame
     """
 
@@ -51,9 +51,15 @@ class Trace:
                  "status": m.get("status")} for m in self._manifests]
         return pd.DataFrame(rows, columns=["run_id", "name", "kind", "model", "tokens", "tables", "status"])
 
-    def run(self, key: str) -> Run:
+    def run(self, key: str | None = None) -> Run:
         """The run whose id is `key`, else whose name is `key`, else whose id starts with `key`; refused when none
-        or several match."""
+        or several match. Without a key: the folder's only run (refused when it holds several)."""
+        if key is None:
+            if len(self._manifests) == 1:
+                return Run(self.db, self._manifests[0])
+            listed = ", ".join(m["run_id"] + (f" ({run_name(m)})" if run_name(m) else "") for m in self._manifests)
+            raise AmbiguousRun(f"{self.path} holds {len(self._manifests)} runs, pick one by id, prefix or name: "
+                               f"{listed or 'none'}")
         for matches in ([m for m in self._manifests if m["run_id"] == key],
                         [m for m in self._manifests if run_name(m) == key],
                         [m for m in self._manifests if m["run_id"].startswith(key)]):
