@@ -116,7 +116,7 @@ def table_writers() -> dict[str, str]:
 
 
 def schema_markdown() -> str:
-    """All tables as Markdown, for the README and `workbench schema`."""
+    """All tables as Markdown, for `workbench schema` and the docs' trace schema page (generated from it)."""
     lines = [f"Schema version {SCHEMA_VERSION}. Every table's first column is `run_id` (string): {RUN_ID.doc}", ""]
     writers = table_writers()
     for table, columns in TABLES.items():
