@@ -118,6 +118,7 @@ def test_every_page_that_runs_has_its_checks():
     assert set(RUN_PAGES) == set(CHECKS), set(RUN_PAGES) ^ set(CHECKS)
 
 
+@pytest.mark.docs
 @pytest.mark.parametrize("page", RUN_PAGES)
 def test_page_blocks_run(page, tmp_path):
     done = run_page(page, scratch_folder(tmp_path / "work"), CHECKS[page])

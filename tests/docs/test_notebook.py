@@ -27,6 +27,7 @@ def test_the_tour_is_a_notebook_whose_code_cells_are_the_pages_python_blocks():
     assert code[0].source.startswith("import workbench as wb")
 
 
+@pytest.mark.docs
 def test_the_tour_runs_in_a_fresh_kernel_in_under_a_minute(tmp_path, monkeypatch):
     folder = scratch_folder(tmp_path / "work")
     monkeypatch.setenv("PYTHONPATH", str(DOCS.parent))  # the kernel imports this checkout's workbench
