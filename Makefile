@@ -19,7 +19,7 @@ TRACE ?= traces/demo
 PROMPTS ?= datasets/prompts/demo.jsonl
 SHIPPED ?= datasets/nano
 
-.PHONY: install browser demo seed-demo trace test test-compat lock bench-size bench-dashboard clean
+.PHONY: install browser demo seed-demo trace test test-compat docs lock bench-size bench-dashboard clean
 
 # $(call install_torch,VENV): the CPU build where there is no NVIDIA GPU; with a GPU, pip's choice (comes with the package)
 define install_torch
@@ -98,6 +98,12 @@ browser:
 test: install browser
 	$(PY) -m pytest -q
 
+# The documentation site (mkdocs.yml, docs/) into build/site. --strict: any warning (a broken link or anchor, a page
+# out of the nav, a docstring mkdocstrings cannot render) fails the build. The schema, CLI, families and capture-kind
+# pages are generated from the code's registries by docs/hooks/generated_pages.py; tests/docs runs the pages' code.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 bench-dashboard: install
 	$(PY) bench/bench_dashboard.py
 
@@ -105,4 +111,4 @@ bench-size: install
 	$(PY) bench/bench_trace_size.py
 
 clean:
-	rm -rf $(VENV) traces .lock-venv $(COMPAT_DIR)
+	rm -rf $(VENV) traces .lock-venv $(COMPAT_DIR) build/site

@@ -1,5 +1,5 @@
 """A small trace written by hand (no model) whose every aggregate can be computed on paper: the fixture the
-analysis, app and README tests share. Numbers the tests assert are worked out in tests/analysis/test_*.py.
+analysis, app and docs (Reading traces) tests share. Numbers the tests assert are worked out in tests/analysis/test_*.py.
 
 Run A ("run-a"), 2 sequences, MoE layers 0 and 2 (E = 4, k = 2), DeltaNet layer 1, attention layer 3 (2 heads):
   s0 (label x): tokens 5 6 5      routing L0 [0,1] [0,2] [1,0]   L2 [2,3] [2,3] [2,1]

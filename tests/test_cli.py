@@ -64,15 +64,6 @@ def test_schema_command_lists_every_column():
             assert f"`{column.name}`" in result.output
 
 
-def test_readme_documents_the_current_schema():
-    from pathlib import Path
-
-    from workbench.trace import schema_markdown
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert schema_markdown().strip() in readme, "README's column table is stale: paste `workbench schema`"
-
-
 def test_bad_flags_fail_clearly_before_loading(tmp_path, next_checkpoint):
     out = tmp_path / "trace"
     base = ["trace", "--model", str(next_checkpoint), "--text", "abc", "--out", str(out)]

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.fixture
 def no_qwen2_moe():
-    """The registry without a qwen2_moe family (one registered elsewhere in this process, e.g. by the README's
-    example, is put back afterwards)."""
+    """The registry without a qwen2_moe family (one registered elsewhere in this process, e.g. by the docs'
+    Adding a family example, is put back afterwards)."""
     from workbench.adapters import register, supported_model_types
 
     earlier = get_adapter("qwen2_moe") if "qwen2_moe" in supported_model_types() else None

@@ -160,17 +160,15 @@ def test_generate_refuses_bad_options_in_one_line(tmp_path, args, message):
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "t").exists()
 
 
-def test_readme_generation_examples_run(tmp_path):
-    """The commands and the Python block of README's generation section, with traces/gen in a temporary folder."""
+def test_docs_generation_examples_run(tmp_path):
+    """The commands and the Python block of docs/tutorials/generation.md, with traces/gen in a temporary folder."""
     import re
     import shlex
     from pathlib import Path
 
     from workbench.cli import build_app
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index("## Generation: every decoded token\n")
-    section = readme[start:readme.index("\n## ", start + 1)]
+    section = (Path(__file__).resolve().parents[2] / "docs" / "tutorials" / "generation.md").read_text()
     commands = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0].strip().splitlines()
     app, out = build_app(), tmp_path / "gen"
     for line in commands:

@@ -1,4 +1,4 @@
-"""README's attribution and patching findings are the shipped dataset's numbers, recomputed here with the same
+"""The attribution tutorial's findings (docs/tutorials/attribution.md) are the shipped dataset's numbers, recomputed here with the same
 analysis functions the Attribution page uses."""
 
 from pathlib import Path
@@ -9,10 +9,8 @@ from workbench.analysis.db import Scope, TraceDB
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_quotes_the_shipped_attribution_and_patching_runs():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Attribution and patching"):readme.index("## Attention recall")]
-    section = " ".join(section.split())
+def test_the_docs_quote_the_shipped_attribution_and_patching_runs():
+    section = " ".join((ROOT / "docs" / "tutorials" / "attribution.md").read_text().split())
     db = TraceDB(ROOT / "datasets" / "nano")
     manifests = db.trace.manifests()
     attribution = Scope([m["run_id"] for m in manifests if "logit_attribution" in m.get("tables", [])][-1])

@@ -61,7 +61,7 @@ def test_tables_hold_the_capture(attention_trace, tiny_next, tokenizer):
 
 
 def test_duckdb_reads_span_mass_by_name(attention_trace):
-    """The README's query: needle mass per head over the queries after the needle."""
+    """The docs' query (Reading traces): needle mass per head over the queries after the needle."""
     con = attention_trace.duckdb()
     result = con.execute(
         "select layer, head, avg(span_mass['needle']) m, count(*) n from attention a join spans s "

@@ -124,7 +124,7 @@ def test_default_table_stays_under_a_kilobyte_per_token_for_the_80b(tiny_next):
 
 
 def test_per_head_and_recall_row_sizes_match_the_readme(tiny_next):
-    """README: deltanet_heads rows are 22 + 12 Hv bytes, state_recall rows 48 + 12 Hv (list offsets included)."""
+    """The DeltaNet tutorial (docs): deltanet_heads rows are 22 + 12 Hv bytes, state_recall rows 48 + 12 Hv (list offsets included)."""
     settings = CaptureSettings(routing=False, deltanet=True, deltanet_heads="per_head")
     with torch.inference_mode(), capture(tiny_next, settings) as run:
         run.recorder("deltanet").set_recall_pairs([[0, 0]])

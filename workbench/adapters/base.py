@@ -144,7 +144,7 @@ class Adapter:
                    `layer_types` (falling back to `full_attention_interval`), or all attention; see layer_kinds.py.
     router, attention, linear_attention: capture sites; None where the family has none (a dense model has no
                    router, a plain MoE no linear attention).
-    captures:      what the family gives, per capture kind, in one line (the README table).
+    captures:      what the family gives, per capture kind, in one line (the families table of the docs).
     """
 
     name: str

@@ -69,7 +69,7 @@ def adapter_for_config(config) -> Adapter:
 
 
 def families_markdown() -> str:
-    """The README's table of supported families, from the registry (a test pins the README to it)."""
+    """The table of supported families, from the registry (the docs' families page is generated from it)."""
     lines = ["| family | config `model_type` | loads as | captures |", "|---|---|---|---|"]
     for adapter in registered_adapters():
         types = ", ".join(f"`{t}`" for t in adapter.model_types)

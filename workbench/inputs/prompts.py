@@ -26,6 +26,12 @@ def _parse_line(line: str, where: str) -> Prompt:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise PromptFileError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+    return prompt_from_record(record, where)
+
+
+def prompt_from_record(record: dict, where: str = "prompt") -> Prompt:
+    """One prompt from a prompts-file object ({id, text, label?, spans?, ...}), checked as a file's line is; `where`
+    starts the error message (a file and line, or a list index)."""
     if not isinstance(record, dict):
         raise PromptFileError(f"{where}: expected a JSON object with 'id' and 'text', got {type(record).__name__}")
     for key in ("id", "text"):

@@ -136,7 +136,7 @@ def table_writers() -> dict[str, str]:
 
 
 def schema_markdown() -> str:
-    """All tables as Markdown, for the README and `workbench schema`."""
+    """All tables as Markdown, for `workbench schema` and the docs' trace schema page (generated from it)."""
     lines = [f"Schema version {SCHEMA_VERSION}. Every table's first column is `run_id` (string): {RUN_ID.doc} Every "
              f"per-token table (one with `position`, not a probe's) ends with `phase` (string): {PHASE.doc}", ""]
     writers = table_writers()

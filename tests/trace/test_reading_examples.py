@@ -1,6 +1,7 @@
-"""Every reading example in the README runs against the hand-written trace (tests/hand_trace.py): the Python blocks
-of "## Reading traces" (with traces/demo pointing at the fixture) and every SQL block of the README (on
-`Trace.duckdb()`). Their results are checked against the fixture's known numbers."""
+"""Every example of the docs' Reading traces guide runs against the hand-written trace (tests/hand_trace.py): its
+Python blocks (with traces/demo pointing at the fixture) and its SQL blocks plus the MTP tutorial's (on
+`Trace.duckdb()`). Their results are checked against the fixture's known numbers. (The other pages' blocks run on
+the shipped dataset: tests/docs/test_doc_examples.py.)"""
 
 import re
 from pathlib import Path
@@ -9,28 +10,24 @@ import pytest
 
 from workbench.trace import open_trace
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+READING = (DOCS / "guides" / "reading-traces.md").read_text()
+MTP = (DOCS / "tutorials" / "mtp.md").read_text()
 
 
 def _blocks(language: str, text: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
-def _section(title: str) -> str:
-    start = README.index(f"## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start:end]
-
-
-def test_the_readme_has_reading_examples():
-    assert len(_blocks("python", _section("Reading traces"))) >= 3 and len(_blocks("sql", README)) >= 3
+def test_the_guide_has_reading_examples():
+    assert len(_blocks("python", READING)) >= 3 and len(_blocks("sql", READING)) >= 3
 
 
 def test_python_reading_examples_run(hand_trace):
     path, runs = hand_trace
     namespace: dict = {}
-    for block in _blocks("python", _section("Reading traces")):
-        exec(compile(block.replace("traces/demo", str(path)), "README.md", "exec"), namespace)  # noqa: S102
+    for block in _blocks("python", READING):
+        exec(compile(block.replace("traces/demo", str(path)), "reading-traces.md", "exec"), namespace)  # noqa: S102
     assert namespace["routing"].num_rows == 6  # run B (the newest): 3 tokens x 2 MoE layers
     assert set(namespace["tokens"]["run_id"]) == {runs["a"], runs["b"]}  # datasets keeps run_id (a file column)
     assert len(namespace["tokens"]) == 5 + 3
@@ -42,10 +39,10 @@ def test_python_reading_examples_run(hand_trace):
     assert namespace["best"]["head"].tolist() == [1]
 
 
-def test_sql_reading_examples_run(hand_trace):
+def test_sql_examples_run(hand_trace):
     path, runs = hand_trace
     connection = open_trace(path).duckdb()
-    results = [connection.execute(block).df() for block in _blocks("sql", README)]
+    results = [connection.execute(block).df() for block in _blocks("sql", READING) + _blocks("sql", MTP)]
     assert all(len(result) for result in results)
     load = [r for r in results if {"layer", "e", "n"} <= set(r.columns)][0]
     # layer 0 over both runs: run A counts 4 2 2 2 (experts 0..3), run B [0,1] [2,0] [1,3] -> 2 2 1 1
