@@ -13,7 +13,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from ..analysis import attention, balance, deltanet, long_context, mtp, routing, sparsity
+from ..analysis import attention, balance, deltanet, long_context, mtp, needle, routing, sparsity
 from ..analysis.db import Scope, TraceDB
 from ..analysis.facts import RunFacts, run_facts
 from ..trace.schema import table_writers
@@ -113,9 +113,9 @@ class Run:
 
     def needle_mass(self, span: str = "needle", layer: Layers = None, label: str | None = None) -> pd.DataFrame:
         """Mean attention mass on `span` per (layer, head) from the query rows at or after the span's end: layer,
-        head, mass, rows. `analysis.attention.head_span_mass`."""
+        head, mass, rows. `analysis.needle.needle_mass`, the one definition the pages use."""
         self._need("attention")
-        return attention.head_span_mass(self._db, self.scope(layer, label), span)
+        return needle.needle_mass(self._db, self.scope(layer, label), span)
 
     def attention_sinks(self, layer: Layers = None, label: str | None = None) -> pd.DataFrame:
         """Per (layer, head): sink_mass (weight on token 0), entropy (nats), mean distance.

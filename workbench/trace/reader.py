@@ -118,6 +118,9 @@ class Trace:
             elif table == "deltanet_contribution":
                 select = ("* REPLACE (map_from_entries(span_norm_ratio) AS span_norm_ratio, "
                           "map_from_entries(span_projection) AS span_projection)")
+            missing = _missing_columns(connection, source, table)
+            if missing:  # columns added since the files were written read as NULL, as the pyarrow reader gives them
+                select += ", " + ", ".join(missing)
             connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {select} FROM {source}")
         return connection
 
@@ -134,6 +137,18 @@ class Trace:
                 if size:
                     sizes[run_id][table] = size
         return dict(sizes)
+
+
+_DUCKDB_TYPES = {pa.bool_(): "BOOLEAN", pa.string(): "VARCHAR", pa.float16(): "FLOAT", pa.float32(): "FLOAT",
+                 pa.float64(): "DOUBLE", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT"}
+
+
+def _missing_columns(connection, source: str, table: str) -> list[str]:
+    """`NULL::TYPE AS name` for each scalar column of the table's current schema that its files do not hold (files
+    written before a column existed)."""
+    present = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    return [f"NULL::{_DUCKDB_TYPES[field.type]} AS {field.name}" for field in file_schema(table)
+            if field.name not in present and field.type in _DUCKDB_TYPES]
 
 
 def open_trace(root: str | Path) -> Trace:
