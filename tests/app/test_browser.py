@@ -53,19 +53,31 @@ def _wait_healthy(port: int, process, seconds: float = 60) -> None:
     raise AssertionError(f"workbench app did not answer on port {port} within {seconds} s")
 
 
-def test_every_page_in_a_real_browser(tmp_path):
+def require_browser():
+    """Playwright's sync API, or a skip (a failure under WORKBENCH_REQUIRE_BROWSER=1) naming what is missing."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _no_browser("the playwright package is not installed (make install adds it)")
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
         _no_browser(f"no Chromium at {CHROMIUM} (make test installs Debian's chromium when run as root with apt-get)")
-    trace = tmp_path / "trace"
-    runs = write_hand_trace(trace)
+    return sync_playwright
+
+
+def start_app(trace) -> tuple[subprocess.Popen, int]:
+    """`workbench app TRACE` on a free port in its own process group (stop it with os.killpg(pid, SIGTERM))."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "app", str(trace), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return server, port
+
+
+def test_every_page_in_a_real_browser(tmp_path):
+    sync_playwright = require_browser()
+    trace = tmp_path / "trace"
+    runs = write_hand_trace(trace)
+    server, port = start_app(trace)
     try:
         _wait_healthy(port, server)
         with sync_playwright() as playwright:

@@ -2,32 +2,21 @@
 heatmaps (an intervention) draw, with no exception box."""
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from test_browser import ARTIFACTS, CHROMIUM, FLAGS, _free_port, _no_browser, _wait_healthy
+from test_browser import ARTIFACTS, CHROMIUM, FLAGS, _wait_healthy, require_browser, start_app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "datasets" / "nano"
 
 
 def test_attribution_page_in_a_real_browser(tmp_path):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _no_browser("the playwright package is not installed (make install adds it)")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _no_browser(f"no Chromium at {CHROMIUM}")
+    sync_playwright = require_browser()
     from workbench.trace import open_trace
 
     attribution_run = [m["run_id"] for m in open_trace(SHIPPED).manifests()
                        if "logit_attribution" in m.get("tables", [])][-1]
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "app", str(SHIPPED), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server, port = start_app(SHIPPED)
     try:
         _wait_healthy(port, server)
         with sync_playwright() as playwright:

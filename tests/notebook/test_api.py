@@ -15,7 +15,7 @@ import pytest
 import workbench as wb
 from workbench.analysis import attention, deltanet, long_context, needle, routing, sparsity
 from workbench.analysis.db import Scope, TraceDB
-from workbench.notebook import AmbiguousRun, MissingTable
+from workbench.notebook import AmbiguousRun, MissingTable, RunPickError
 
 NANO = Path(__file__).resolve().parents[2] / "datasets" / "nano"
 DEMO = "20261202T010421Z-a8e2a1b1"  # the shipped demo trace: routing, attention, DeltaNet, saliency, MTP
@@ -47,10 +47,10 @@ def test_runs_are_listed_and_picked_by_id_prefix_or_name(nano):
     assert runs.set_index("run_id").tokens[DEMO] == 4781
     assert nano.run(DEMO).id == nano.run("20261202T010421Z").id == DEMO
     assert nano.run("needle_sweep").id == "20261202T010615Z-7381ad88"  # a probe's run by the probe's name
-    with pytest.raises(AmbiguousRun, match=r"'20261202T01' matches 6 runs") as error:
+    with pytest.raises(RunPickError, match=r"'20261202T01' names 6 runs") as error:
         nano.run("20261202T01")
     assert "\n" not in str(error.value)
-    with pytest.raises(KeyError, match="no run of .* is named 'demo'"):
+    with pytest.raises(RunPickError, match="no run named 'demo'"):
         nano.run("demo")
     with pytest.raises(AmbiguousRun, match="holds 8 runs, pick one"):
         nano.run()

@@ -17,6 +17,7 @@ tracing.py       trace prompts from Python into a folder and get the new Run bac
 """
 
 from .run import MissingTable, Run
+from ..trace.runs import RunPickError
 from .trace_folder import AmbiguousRun, Trace
 
-__all__ = ["AmbiguousRun", "MissingTable", "Run", "Trace"]
+__all__ = ["AmbiguousRun", "MissingTable", "Run", "RunPickError", "Trace"]

@@ -11,19 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis.db import TraceDB
-from .run import Run, run_name
+from ..trace.runs import RunPickError, pick_run, run_kind, run_name
+from .run import Run
 
 
-class AmbiguousRun(LookupError):
-    """A run pick that matches several runs (the message lists them)."""
-
-
-def run_kind(manifest: dict) -> str:
-    """'intervention' (a probe that changes the model), 'probe' (a probe's summary run) or 'trace'."""
-    probe = manifest.get("probe")
-    if probe is None:
-        return "trace"
-    return "intervention" if probe.get("intervention") else "probe"
+class AmbiguousRun(RunPickError):
+    """`trace.run()` without a key on a folder of several runs (the message lists them). A key that matches no run
+    or several raises RunPickError (trace/runs.pick_run, the one run picker)."""
 
 
 class Trace:
@@ -44,7 +38,7 @@ class Trace:
 
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per committed run, oldest first: run_id, name, kind (trace, probe, intervention), model,
+        """One row per committed run, oldest first: run_id, name, kind (trace, generation, probe, intervention), model,
         tokens, tables (comma-separated), status."""
         rows = [{"run_id": m["run_id"], "name": run_name(m), "kind": run_kind(m), "model": m["model"]["source"],
                  "tokens": int(m.get("num_tokens", 0)), "tables": ", ".join(m.get("tables", [])),
@@ -60,17 +54,7 @@ class Trace:
             listed = ", ".join(m["run_id"] + (f" ({run_name(m)})" if run_name(m) else "") for m in self._manifests)
             raise AmbiguousRun(f"{self.path} holds {len(self._manifests)} runs, pick one by id, prefix or name: "
                                f"{listed or 'none'}")
-        for matches in ([m for m in self._manifests if m["run_id"] == key],
-                        [m for m in self._manifests if run_name(m) == key],
-                        [m for m in self._manifests if m["run_id"].startswith(key)]):
-            if len(matches) == 1:
-                return Run(self.db, matches[0])
-            if len(matches) > 1:
-                listed = ", ".join(m["run_id"] + (f" ({run_name(m)})" if run_name(m) else "") for m in matches)
-                raise AmbiguousRun(f"{key!r} matches {len(matches)} runs of {self.path}: {listed}")
-        known = ", ".join(m["run_id"] + (f" ({run_name(m)})" if run_name(m) else "") for m in self._manifests)
-        raise KeyError(f"no run of {self.path} is named {key!r} or has an id starting with it; runs: "
-                       f"{known or 'none'}")
+        return Run(self.db, pick_run(self._manifests, key, str(self.path)))
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """A DuckDB query over the folder (one view per table, committed runs only) as a DataFrame."""

@@ -57,8 +57,9 @@ def token_grid(frame: pd.DataFrame, measure: str, title: str, per_row: int = TOK
         first = int(decode[0])
         r, c = divmod(first, per_row)
         figure.add_annotation(x=c, y=r, text="generation starts", showarrow=True, arrowhead=2, ay=-25)
-    figure.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=120 + 34 * rows,
-                         plot_bgcolor="#eeeeee")
+    # a fixed height per line of tokens (plus the title's and the arrow's room), so a short sequence stays legible
+    figure.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=170 + 48 * max(rows, 2),
+                         margin={"t": 90}, plot_bgcolor="#eeeeee")
     figure.update_yaxes(autorange="reversed")
     return figure
 
