@@ -70,5 +70,7 @@ def test_readme_python_runs_on_the_shipped_dataset(monkeypatch):
     (block,) = _blocks("python", README)
     exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["balance"].unused.tolist()[0] == 23 and namespace["figure"].data
-    with pytest.raises(KeyError):
+    from workbench.trace.runs import RunPickError
+
+    with pytest.raises(RunPickError, match="no run named 'no-such-run' in datasets/nano"):
         namespace["wb"].open("datasets/nano").run("no-such-run")
